@@ -1,0 +1,45 @@
+# Two commands on a fresh clone: `make run` and `make test`. Everything else is set up on demand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: setup run test lint types unit integration infra-test bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is required)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing Python dependencies into $(VENV) (first time: a few minutes)"
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,infra]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+	@$(BIN)/adstream kafka install
+
+run: setup
+	$(BIN)/adstream kafka up
+	@$(BIN)/adstream kafka status
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+test: setup lint types
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest tests/integration
+
+infra-test: $(STAMP)
+	$(BIN)/pytest tests/infra
+
+clean:
+	-$(BIN)/adstream kafka down
+	rm -rf $(VENV) .adstream

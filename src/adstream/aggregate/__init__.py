@@ -1,0 +1,1 @@
+"""Exactly-once aggregation of ad events into a database."""

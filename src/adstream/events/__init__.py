@@ -1,0 +1,1 @@
+"""The ad event: one type from the HTTP route to the database."""

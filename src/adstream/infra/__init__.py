@@ -1,0 +1,1 @@
+"""The AWS CDK app for the MSK deployment."""

@@ -1,0 +1,1 @@
+"""The ingestion API: publisher, service, HTTP routes."""

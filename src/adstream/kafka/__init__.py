@@ -1,0 +1,1 @@
+"""Kafka client settings, client factory, MSK auth and admin helpers."""

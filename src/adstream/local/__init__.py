@@ -1,0 +1,1 @@
+"""The local MSK-equivalent: a real Kafka broker assembled from Maven Central."""
