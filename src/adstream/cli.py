@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="adstream: ad-event streaming on Apache Kafka / Amazon MSK.", no_args_is_help=True)
+from adstream.local import cli as local_cli
+
+app = typer.Typer(
+    help="adstream: ad-event streaming on Apache Kafka / Amazon MSK.", no_args_is_help=True
+)
+app.add_typer(local_cli.app, name="kafka")
 
 
 def main() -> None:

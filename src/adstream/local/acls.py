@@ -1,0 +1,114 @@
+"""Topics and ACLs of the local broker, as data, applied through the Kafka Admin API.
+
+Least privilege, as on MSK with ACLs: the API writes ``ad-events``; the aggregator
+reads it with its own consumer group. The plaintext listener's principal is
+``User:ANONYMOUS``; for local development only it may use ``ad-events`` and
+groups prefixed ``adstream-dev``. Never grant ANONYMOUS anything on MSK.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+
+AD_EVENTS_TOPIC = "ad-events"
+AD_EVENTS_PARTITIONS = 6
+AGGREGATOR_GROUP = "adstream-aggregator"
+DEV_GROUP_PREFIX = "adstream-dev"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One ALLOW ACL: principal may do operation on a resource."""
+
+    principal: str
+    operation: AclOperation
+    resource_type: ResourceType
+    resource: str
+    pattern: ResourcePatternType = ResourcePatternType.LITERAL
+
+    def binding(self) -> AclBinding:
+        return AclBinding(
+            self.resource_type,
+            self.resource,
+            self.pattern,
+            f"User:{self.principal}",
+            "*",
+            self.operation,
+            AclPermissionType.ALLOW,
+        )
+
+
+def _topic(principal: str, *ops: AclOperation) -> list[Grant]:
+    return [Grant(principal, op, ResourceType.TOPIC, AD_EVENTS_TOPIC) for op in ops]
+
+
+LOCAL_GRANTS: tuple[Grant, ...] = (
+    *_topic("adstream-api", AclOperation.WRITE, AclOperation.DESCRIBE),
+    *_topic("adstream-aggregator", AclOperation.READ, AclOperation.DESCRIBE),
+    Grant("adstream-aggregator", AclOperation.READ, ResourceType.GROUP, AGGREGATOR_GROUP),
+    *_topic("ANONYMOUS", AclOperation.WRITE, AclOperation.READ, AclOperation.DESCRIBE),
+    Grant(
+        "ANONYMOUS",
+        AclOperation.READ,
+        ResourceType.GROUP,
+        DEV_GROUP_PREFIX,
+        ResourcePatternType.PREFIXED,
+    ),
+)
+
+
+def provision(admin: AdminClient, timeout: float = 30.0) -> None:
+    """Create ``ad-events`` if missing and apply the grants (both idempotent)."""
+    existing = admin.list_topics(timeout=timeout).topics
+    if AD_EVENTS_TOPIC not in existing:
+        futures = admin.create_topics(
+            [NewTopic(AD_EVENTS_TOPIC, AD_EVENTS_PARTITIONS, 1)], request_timeout=timeout
+        )
+        for future in futures.values():
+            try:
+                future.result(timeout)
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+    bindings = [g.binding() for g in LOCAL_GRANTS]
+    for future in admin.create_acls(bindings).values():
+        future.result(timeout)
+    _wait_until_visible(admin, bindings, timeout)
+
+
+def _wait_until_visible(admin: AdminClient, bindings: list[AclBinding], timeout: float) -> None:
+    """Block until the broker's authorizer serves the new ACLs.
+
+    ``create_acls`` returns once the controller committed them; the broker applies
+    them a moment later, and a client racing in between would be denied.
+    """
+    everything = AclBindingFilter(
+        ResourceType.ANY,
+        None,
+        ResourcePatternType.ANY,
+        None,
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        visible = set(admin.describe_acls(everything).result(timeout))
+        if visible.issuperset(bindings):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("the broker did not apply the ACLs in time")
+        time.sleep(0.1)

@@ -1,0 +1,338 @@
+"""Start, stop and inspect the local Kafka broker process.
+
+``up`` is idempotent and returns only once every listener answers and an admin
+metadata request over mutual TLS succeeds; ``down`` asks for a controlled shutdown
+(SIGTERM) so the next ``up`` finds the same cluster and data. Storage is formatted
+once, which is also when the SCRAM users are created (``--add-scram``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from adstream.local import acls
+from adstream.local.certs import ensure_certificates
+from adstream.local.client_configs import librdkafka_config, write_java_client_properties
+from adstream.local.jars import KafkaDistribution
+from adstream.local.layout import (
+    CLIENT_LISTENERS,
+    LISTEN_HOST,
+    SCRAM_USERS,
+    BrokerLayout,
+    Listener,
+    Ports,
+)
+from adstream.local.secrets import LocalSecrets, SecretsFile
+from adstream.local.server_config import log4j2_yaml, render_properties, server_properties
+from adstream.local.toolchain import find_java
+
+ProgressFn = Callable[[str], None]
+DEFAULT_HEAP_MB = 512
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started or stopped; the message says why and what to do."""
+
+
+class PortInUseError(BrokerError):
+    def __init__(self, port: int, listener: Listener) -> None:
+        super().__init__(
+            f"port {port} ({listener} listener) is already in use on {LISTEN_HOST}: stop the "
+            f"process using it, or start the broker with another --base-port"
+        )
+        self.port = port
+        self.listener = listener
+
+
+@dataclass(frozen=True)
+class RunningState:
+    """What ``broker.json`` records about the process started by ``up``."""
+
+    pid: int
+    base_port: int
+    heap_mb: int
+    kafka_version: str
+
+    @classmethod
+    def read(cls, path: Path) -> RunningState | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.__dict__, indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class ListenerStatus:
+    listener: Listener
+    bootstrap: str
+    answers: bool
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    running: bool
+    pid: int | None
+    listeners: tuple[ListenerStatus, ...]
+
+
+def port_answers(port: int, timeout: float = 1.0) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((LISTEN_HOST, port), timeout):
+        return True
+    return False
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LISTEN_HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def _new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+class LocalBroker:
+    """One single-node KRaft broker (combined broker + controller) in ``layout.root``."""
+
+    def __init__(
+        self,
+        layout: BrokerLayout,
+        dist: KafkaDistribution,
+        *,
+        base_port: int = 9092,
+        heap_mb: int = DEFAULT_HEAP_MB,
+    ) -> None:
+        self.layout = layout
+        self.dist = dist
+        self.ports = Ports(base_port)
+        self.heap_mb = heap_mb
+
+    # ---- state -------------------------------------------------------------------------
+    def secrets(self) -> LocalSecrets:
+        return SecretsFile(self.layout.secrets_file).load_or_create(SCRAM_USERS)
+
+    def running_pid(self) -> int | None:
+        """The pid of this directory's broker if it is alive (not a stale pid file)."""
+        state = RunningState.read(self.layout.state_file)
+        if state is None:
+            return None
+        try:
+            cmdline = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        ours = b"kafka.Kafka" in cmdline and str(self.layout.server_properties).encode() in cmdline
+        return state.pid if ours else None
+
+    def status(self) -> BrokerStatus:
+        pid = self.running_pid()
+        ports = self._effective_ports()
+        listeners = tuple(
+            ListenerStatus(name, ports.bootstrap(name), port_answers(ports.of(name)))
+            for name in (*CLIENT_LISTENERS, Listener.CONTROLLER)
+        )
+        return BrokerStatus(running=pid is not None, pid=pid, listeners=listeners)
+
+    def _effective_ports(self) -> Ports:
+        """The ports of the running broker (from ``broker.json``), else the configured ones."""
+        state = RunningState.read(self.layout.state_file)
+        if state is not None and self.running_pid() is not None:
+            return Ports(state.base_port)
+        return self.ports
+
+    # ---- up ------------------------------------------------------------------------------
+    def up(self, progress: ProgressFn | None = None) -> BrokerStatus:
+        say = progress or (lambda _msg: None)
+        pid = self.running_pid()
+        if pid is not None:
+            state = RunningState.read(self.layout.state_file)
+            if state is not None and state.base_port != self.ports.base:
+                raise BrokerError(
+                    f"the broker in {self.layout.root} is already running with base port "
+                    f"{state.base_port}; run `adstream kafka down` first to change ports"
+                )
+            say(f"Broker already running (pid {pid})")
+            self._provision()
+            return self.status()
+        for listener, port in self.ports.all().items():
+            if not port_free(port):
+                raise PortInUseError(port, listener)
+        secrets = self.prepare()
+        if not self.layout.formatted_marker.exists():
+            say("Formatting KRaft storage and creating SCRAM users")
+            self._format(secrets)
+        say(f"Starting Kafka {self.dist.version} (heap {self.heap_mb} MiB)")
+        started = time.monotonic()
+        proc = self._spawn()
+        RunningState(proc.pid, self.ports.base, self.heap_mb, self.dist.version).write(
+            self.layout.state_file
+        )
+        self._wait_until_ready(proc)
+        say(f"Broker ready in {time.monotonic() - started:.1f}s (pid {proc.pid})")
+        self._provision()
+        return self.status()
+
+    def prepare(self) -> LocalSecrets:
+        """Write secrets, certificates and configuration files (nothing is started)."""
+        for folder in (self.layout.root, self.layout.data_dir, self.layout.logs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        secrets = self.secrets()
+        store_password = secrets.store_password.get_secret_value()
+        ensure_certificates(self.layout, store_password)
+        props = server_properties(self.layout, self.ports, store_password)
+        fd = os.open(self.layout.server_properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(render_properties(props))
+        self.layout.log4j_config.write_text(log4j2_yaml(self.layout))
+        write_java_client_properties(self.layout, self.ports, secrets)
+        return secrets
+
+    def _java(self, main: str, *args: str, heap_mb: int) -> list[str]:
+        return [
+            str(find_java()),
+            f"-Xmx{heap_mb}m",
+            f"-Xms{min(heap_mb, 128)}m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.layout.log4j_config}",
+            "-cp",
+            self.dist.classpath,
+            main,
+            *args,
+        ]
+
+    def _format(self, secrets: LocalSecrets) -> None:
+        scram = []
+        for user in SCRAM_USERS:
+            scram += [
+                "--add-scram",
+                f"SCRAM-SHA-512=[name={user},password={secrets.scram_password(user)}]",
+            ]
+        cmd = self._java(
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={_new_cluster_id()}",  # "=": an id may start with "-"
+            f"--config={self.layout.server_properties}",
+            *scram,
+            heap_mb=256,
+        )
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+        if done.returncode != 0:
+            # The command line holds passwords; only the tool's output is shown.
+            raise BrokerError(f"formatting KRaft storage failed:\n{done.stdout}{done.stderr}")
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        cmd = self._java("kafka.Kafka", str(self.layout.server_properties), heap_mb=self.heap_mb)
+        with self.layout.console_log.open("ab") as console:
+            return subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                cwd=self.layout.root,
+                start_new_session=True,  # outlives the CLI; not killed by the shell's Ctrl-C
+            )
+
+    def _wait_until_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        waiting = list(CLIENT_LISTENERS)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BrokerError(self._failure(f"the broker exited with code {proc.returncode}"))
+            waiting = [name for name in waiting if not port_answers(self.ports.of(name), 0.5)]
+            if not waiting and self._metadata_answers():
+                return
+            time.sleep(0.25)
+        self._kill(proc.pid)
+        raise BrokerError(self._failure(f"the broker did not answer within {START_TIMEOUT_S:.0f}s"))
+
+    def _failure(self, reason: str) -> str:
+        return (
+            f"{reason}. Last lines of {self.layout.server_log}:\n{tail(self.layout.server_log)}\n"
+            f"Last lines of {self.layout.console_log}:\n{tail(self.layout.console_log, 15)}"
+        )
+
+    def admin(self) -> AdminClient:
+        """An AdminClient authenticated as the ``admin`` super user over mutual TLS."""
+        config = librdkafka_config(self.layout, self.ports, Listener.SSL, principal="admin")
+        return AdminClient(config)
+
+    def _metadata_answers(self) -> bool:
+        try:
+            self.admin().list_topics(timeout=2.0)
+        except Exception:  # noqa: BLE001 - any failure means "not yet"
+            return False
+        return True
+
+    def _provision(self) -> None:
+        acls.provision(self.admin())
+
+    # ---- down ----------------------------------------------------------------------------
+    def down(self, progress: ProgressFn | None = None) -> bool:
+        """Stop the broker gracefully; True if one was running."""
+        say = progress or (lambda _msg: None)
+        pid = self.running_pid()
+        if pid is None:
+            say("Broker is not running")
+            return False
+        say(f"Stopping broker (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
+        if not self._wait_exit(pid, STOP_TIMEOUT_S):
+            say(f"Broker did not stop within {STOP_TIMEOUT_S:.0f}s; killing it")
+            self._kill(pid)
+        say("Broker stopped")
+        return True
+
+    def _kill(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        self._wait_exit(pid, 10)
+
+    @staticmethod
+    def _wait_exit(pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            if not Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True  # a zombie: exited, waiting for a parent we are not
+            time.sleep(0.1)
+        return False

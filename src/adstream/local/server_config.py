@@ -1,0 +1,112 @@
+"""The broker's ``server.properties`` and log4j2 configuration, rendered from the layout.
+
+The settings follow Amazon MSK's client-facing behaviour (ports, TLS versions,
+SCRAM-SHA-512, ACL authorization, no topic auto-creation), and are stricter where
+MSK's defaults are lax: ``unclean.leader.election.enable=false``. The controller
+and inter-broker traffic use mutual TLS with the broker's own certificate, so the
+only super users are ``User:admin`` and ``User:broker``: the anonymous plaintext
+principal never gets cluster rights.
+"""
+
+from __future__ import annotations
+
+from adstream.local.layout import BROKER_PRINCIPAL, LISTEN_HOST, BrokerLayout, Listener, Ports
+
+NODE_ID = 1
+
+# "CN=adstream-api,O=adstream local" -> "adstream-api": one principal on TLS and SCRAM.
+PRINCIPAL_MAPPING_RULES = "RULE:^CN=([^,]+)(,.*)?$/$1/,DEFAULT"
+SUPER_USERS = ("admin", BROKER_PRINCIPAL)
+
+
+def server_properties(layout: BrokerLayout, ports: Ports, store_password: str) -> dict[str, str]:
+    """Every broker setting, as an ordered mapping (easy to assert on in tests)."""
+    listeners = [Listener.PLAINTEXT, Listener.SSL, Listener.SASL_SSL]
+    endpoint = {name: f"{name}://{LISTEN_HOST}:{ports.of(name)}" for name in Listener}
+    return {
+        # KRaft: one process is both broker and controller.
+        "process.roles": "broker,controller",
+        "node.id": str(NODE_ID),
+        "controller.quorum.voters": f"{NODE_ID}@{LISTEN_HOST}:{ports.of(Listener.CONTROLLER)}",
+        "controller.listener.names": Listener.CONTROLLER.value,
+        "listeners": ",".join(endpoint[name] for name in [*listeners, Listener.CONTROLLER]),
+        "advertised.listeners": ",".join(endpoint[name] for name in listeners),
+        "listener.security.protocol.map": (
+            "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:SSL"
+        ),
+        "inter.broker.listener.name": Listener.SSL.value,
+        # TLS: the broker's keystore, the local CA as truststore, TLS 1.2+ only.
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(layout.pkcs12(BROKER_PRINCIPAL)),
+        "ssl.keystore.password": store_password,
+        "ssl.key.password": store_password,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(layout.ca_pem()),
+        "ssl.enabled.protocols": "TLSv1.2,TLSv1.3",
+        "ssl.protocol": "TLSv1.3",
+        "ssl.principal.mapping.rules": PRINCIPAL_MAPPING_RULES,
+        "listener.name.ssl.ssl.client.auth": "required",
+        "listener.name.controller.ssl.client.auth": "required",
+        # SASL/SCRAM-SHA-512 on the SASL_SSL listener, as MSK does on port 9096.
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+        # Authorization: deny unless an ACL allows.
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": ";".join(f"User:{user}" for user in SUPER_USERS),
+        # Topics are created on purpose, never by a typo in a producer.
+        "auto.create.topics.enable": "false",
+        "unclean.leader.election.enable": "false",
+        # One node: internal topics cannot have more than one replica.
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "num.partitions": "6",
+        "log.dirs": str(layout.data_dir),
+        "log.retention.hours": "168",
+    }
+
+
+def render_properties(props: dict[str, str]) -> str:
+    """Java ``.properties`` text; values here never need escaping beyond backslashes."""
+    lines = ["# Written by `adstream kafka up`; edits are overwritten on the next start."]
+    lines += [f"{key}={value.replace(chr(92), chr(92) * 2)}" for key, value in props.items()]
+    return "\n".join(lines) + "\n"
+
+
+def log4j2_yaml(layout: BrokerLayout) -> str:
+    """Broker logs to ``logs/server.log``, rolled at 20 MB, five files kept."""
+    return f"""Configuration:
+  Appenders:
+    RollingFile:
+      name: server
+      fileName: "{layout.server_log}"
+      filePattern: "{layout.server_log}.%i"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+      Policies:
+        SizeBasedTriggeringPolicy:
+          size: 20MB
+      DefaultRolloverStrategy:
+        max: 5
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: server
+    Logger:
+      - name: kafka.authorizer.logger
+        level: INFO
+      - name: org.apache.kafka.metadata.authorizer
+        level: INFO
+      - name: state.change.logger
+        level: WARN
+"""

@@ -1,0 +1,29 @@
+"""Settings of the local broker, from flags, ``ADSTREAM_LOCAL_KAFKA_*`` env vars or defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adstream.local.broker import DEFAULT_HEAP_MB, LocalBroker
+from adstream.local.jars import KAFKA_VERSION, ProgressFn, ensure_kafka_jars
+from adstream.local.layout import BrokerLayout
+
+
+class LocalKafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ADSTREAM_LOCAL_KAFKA_", extra="ignore")
+
+    dir: Path = Field(Path(".adstream/kafka"), description="state directory of the broker")
+    base_port: int = Field(9092, ge=1024, le=65531, description="PLAINTEXT port; others follow")
+    heap_mb: int = Field(DEFAULT_HEAP_MB, ge=128, le=16384, description="JVM max heap in MiB")
+    version: str = Field(KAFKA_VERSION, description="Apache Kafka version from Maven Central")
+    cache_dir: Path | None = Field(None, description="where the jars are cached")
+
+    def broker(self, progress: ProgressFn | None = None) -> LocalBroker:
+        """The broker these settings describe, fetching its jars the first time."""
+        dist = ensure_kafka_jars(self.version, self.cache_dir, progress)
+        return LocalBroker(
+            BrokerLayout.at(self.dir), dist, base_port=self.base_port, heap_mb=self.heap_mb
+        )

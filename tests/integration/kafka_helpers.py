@@ -1,0 +1,90 @@
+"""Small helpers the integration tests share: ports, round trips, log capture, raw TLS."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import struct
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from adstream.local.broker import port_free
+from adstream.local.layout import LISTEN_HOST, Ports
+
+
+def free_base_port(exclude: set[int] = frozenset(), start: int = 29092) -> int:  # type: ignore[assignment]
+    """The first base port whose whole block of listener ports is free."""
+    for base in range(start, 60000, 10):
+        ports = Ports(base).all().values()
+        if not set(ports) & exclude and all(port_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free block of ports")
+
+
+class LogCapture(logging.Handler):
+    """Collects librdkafka's log lines (pass as the client's ``logger``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def logger(self) -> logging.Logger:
+        log = logging.getLogger(f"rdkafka.{uuid.uuid4().hex}")
+        log.addHandler(self)
+        log.propagate = False
+        log.setLevel(logging.DEBUG)
+        return log
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def produce_one(
+    config: dict[str, object], topic: str, key: bytes, value: bytes, *, idempotent: bool = True
+) -> Message:
+    """Produce one message with acks=all; return it once delivered or raise its error."""
+    results: list[tuple[KafkaError | None, Message]] = []
+    producer = Producer({**config, "enable.idempotence": idempotent, "acks": "all"})
+    producer.produce(topic, key=key, value=value, on_delivery=lambda e, m: results.append((e, m)))
+    remaining = producer.flush(20)
+    assert remaining == 0, "the message was not delivered within 20 s"
+    error, message = results[0]
+    if error is not None:
+        raise RuntimeError(error)
+    return message
+
+
+def consume_at(config: dict[str, object], topic: str, partition: int, offset: int) -> Message:
+    consumer = Consumer({**config, "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        message = consumer.poll(20)
+        assert message is not None, "nothing consumed within 20 s"
+        assert message.error() is None, message.error()
+        return message
+    finally:
+        consumer.close()
+
+
+def api_versions_over_tls(port: int, context: ssl.SSLContext) -> int:
+    """Send a Kafka ApiVersions request over TLS; return the response's correlation id.
+
+    Raw TLS lets a test see the broker's own verdict: with TLS 1.3 a rejected client
+    certificate surfaces as an alert on the first read, not during the handshake.
+    """
+    client_id = b"adstream-tls-probe"
+    body = struct.pack(">hhih", 18, 0, 4242, len(client_id)) + client_id
+    with (
+        socket.create_connection((LISTEN_HOST, port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=LISTEN_HOST) as tls,
+    ):
+        tls.sendall(struct.pack(">i", len(body)) + body)
+        header = tls.recv(8)
+        if len(header) < 8:
+            raise ConnectionError("the broker closed the connection")
+        return int(struct.unpack(">i", header[4:8])[0])
