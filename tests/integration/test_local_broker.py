@@ -48,7 +48,9 @@ def test_topic_is_provisioned_with_six_partitions(broker: LocalBroker) -> None:
     assert len(topics[AD_EVENTS_TOPIC].partitions) == AD_EVENTS_PARTITIONS
 
 
-def _tls_context(broker: LocalBroker, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+def _tls_context(
+    broker: LocalBroker, cert: Path | None = None, key: Path | None = None
+) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(broker.layout.ca_pem())
     if cert is not None:
@@ -66,7 +68,10 @@ def test_mtls_listener_answers_a_client_with_a_valid_certificate(broker: LocalBr
 def test_mtls_rejects_a_client_without_certificate(broker: LocalBroker) -> None:
     with pytest.raises(ssl.SSLError) as raised:
         api_versions_over_tls(broker.ports.of(Listener.SSL), _tls_context(broker))
-    assert raised.value.reason in {"TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE"}
+    assert raised.value.reason in {
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+    }
 
 
 def test_mtls_rejects_a_certificate_from_another_ca(broker: LocalBroker, tmp_path: Path) -> None:

@@ -95,12 +95,13 @@ def _wait_until_visible(admin: AdminClient, bindings: list[AclBinding], timeout:
     ``create_acls`` returns once the controller committed them; the broker applies
     them a moment later, and a client racing in between would be denied.
     """
+    # None matches any name, principal and host (the stubs say str, the client allows None).
     everything = AclBindingFilter(
         ResourceType.ANY,
-        None,
+        None,  # type: ignore[arg-type]
         ResourcePatternType.ANY,
-        None,
-        None,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
         AclOperation.ANY,
         AclPermissionType.ANY,
     )

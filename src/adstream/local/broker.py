@@ -117,11 +117,24 @@ def _new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def tail(path: Path, lines: int = 40) -> str:
+def log_excerpt(path: Path, since: int = 0, lines: int = 25) -> str:
+    """The ERROR lines written after byte ``since``, then the last ``lines`` lines."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with path.open("rb") as handle:
+            handle.seek(since)
+            text = handle.read().decode(errors="replace").splitlines()
     except OSError:
         return f"(no log at {path})"
+    errors = [line for line in text if " ERROR " in line or " FATAL " in line]
+    parts = []
+    if errors:
+        parts.append("errors:\n" + "\n".join(errors[-10:]))
+    parts.append(f"last lines of {path}:\n" + "\n".join(text[-lines:]))
+    return "\n".join(parts)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 class LocalBroker:
@@ -195,11 +208,12 @@ class LocalBroker:
             self._format(secrets)
         say(f"Starting Kafka {self.dist.version} (heap {self.heap_mb} MiB)")
         started = time.monotonic()
+        log_offsets = (_size(self.layout.server_log), _size(self.layout.console_log))
         proc = self._spawn()
         RunningState(proc.pid, self.ports.base, self.heap_mb, self.dist.version).write(
             self.layout.state_file
         )
-        self._wait_until_ready(proc)
+        self._wait_until_ready(proc, log_offsets)
         say(f"Broker ready in {time.monotonic() - started:.1f}s (pid {proc.pid})")
         self._provision()
         return self.status()
@@ -267,23 +281,31 @@ class LocalBroker:
                 start_new_session=True,  # outlives the CLI; not killed by the shell's Ctrl-C
             )
 
-    def _wait_until_ready(self, proc: subprocess.Popen[bytes]) -> None:
+    def _wait_until_ready(
+        self, proc: subprocess.Popen[bytes], log_offsets: tuple[int, int]
+    ) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         waiting = list(CLIENT_LISTENERS)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise BrokerError(self._failure(f"the broker exited with code {proc.returncode}"))
+                reason = f"the broker exited with code {proc.returncode}"
+                raise BrokerError(self._failure(reason, log_offsets))
             waiting = [name for name in waiting if not port_answers(self.ports.of(name), 0.5)]
             if not waiting and self._metadata_answers():
                 return
             time.sleep(0.25)
         self._kill(proc.pid)
-        raise BrokerError(self._failure(f"the broker did not answer within {START_TIMEOUT_S:.0f}s"))
+        reason = f"the broker did not answer within {START_TIMEOUT_S:.0f}s"
+        raise BrokerError(self._failure(reason, log_offsets))
 
-    def _failure(self, reason: str) -> str:
-        return (
-            f"{reason}. Last lines of {self.layout.server_log}:\n{tail(self.layout.server_log)}\n"
-            f"Last lines of {self.layout.console_log}:\n{tail(self.layout.console_log, 15)}"
+    def _failure(self, reason: str, log_offsets: tuple[int, int]) -> str:
+        server, console = log_offsets
+        return "\n".join(
+            [
+                f"{reason}.",
+                log_excerpt(self.layout.server_log, server),
+                log_excerpt(self.layout.console_log, console, lines=10),
+            ]
         )
 
     def admin(self) -> AdminClient:
@@ -294,7 +316,7 @@ class LocalBroker:
     def _metadata_answers(self) -> bool:
         try:
             self.admin().list_topics(timeout=2.0)
-        except Exception:  # noqa: BLE001 - any failure means "not yet"
+        except Exception:
             return False
         return True
 

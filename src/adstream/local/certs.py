@@ -112,7 +112,7 @@ class CertificateAuthority:
         ip_addresses: tuple[str, ...] = (),
         server: bool = False,
     ) -> KeyPair:
-        """Issue a leaf certificate; ``server=True`` adds serverAuth (clients always get clientAuth)."""
+        """Issue a leaf certificate: clientAuth always, serverAuth too with ``server=True``."""
         key = _new_key()
         now = dt.datetime.now(dt.UTC)
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -168,7 +168,9 @@ def keystore_jks_bytes(pair: KeyPair, ca: x509.Certificate, password: str, alias
     key_der = pair.key.private_bytes(
         der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    entry = jks.PrivateKeyEntry.new(alias, [pair.cert.public_bytes(der), ca.public_bytes(der)], key_der)
+    entry = jks.PrivateKeyEntry.new(
+        alias, [pair.cert.public_bytes(der), ca.public_bytes(der)], key_der
+    )
     entry.encrypt(password)
     store = jks.KeyStore.new("jks", [entry])
     return bytes(store.saves(password))
@@ -206,14 +208,22 @@ def ensure_certificates(layout: BrokerLayout, store_password: str) -> Certificat
         broker = ca.issue(
             BROKER_PRINCIPAL, dns_names=("localhost",), ip_addresses=("127.0.0.1",), server=True
         )
-        _write(layout.pkcs12(BROKER_PRINCIPAL), pkcs12_bytes(broker, ca.cert, store_password, "broker"), private=True)
+        _write(
+            layout.pkcs12(BROKER_PRINCIPAL),
+            pkcs12_bytes(broker, ca.cert, store_password, "broker"),
+            private=True,
+        )
     for principal in PRINCIPALS:
         if all(p.exists() for p in _client_files(layout, principal)):
             continue
         pair = ca.issue(principal)
         _write(layout.cert_pem(principal), pair.cert_pem())
         _write(layout.key_pem(principal), pair.key_pem(), private=True)
-        _write(layout.pkcs12(principal), pkcs12_bytes(pair, ca.cert, store_password, principal), private=True)
+        _write(
+            layout.pkcs12(principal),
+            pkcs12_bytes(pair, ca.cert, store_password, principal),
+            private=True,
+        )
         _write(
             layout.keystore_jks(principal),
             keystore_jks_bytes(pair, ca.cert, store_password, principal),

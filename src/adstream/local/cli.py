@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -40,7 +40,7 @@ def _broker(settings: LocalKafkaSettings) -> LocalBroker:
         _fail(exc)
 
 
-def _fail(exc: Exception) -> Any:
+def _fail(exc: Exception) -> NoReturn:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
 

@@ -13,6 +13,9 @@ from pathlib import Path
 from adstream.local.layout import BrokerLayout, Listener, Ports
 from adstream.local.secrets import LocalSecrets
 
+ClientConfig = dict[str, str | int | float | bool]
+"""A librdkafka configuration as confluent-kafka takes it."""
+
 TLS_CLIENT = "adstream-api"
 SCRAM_CLIENT = "adstream-api"
 
@@ -24,9 +27,9 @@ def librdkafka_config(
     *,
     principal: str = TLS_CLIENT,
     secrets: LocalSecrets | None = None,
-) -> dict[str, str]:
+) -> ClientConfig:
     """A confluent-kafka config for one listener: PEM files for TLS, SCRAM from ``secrets``."""
-    config = {"bootstrap.servers": ports.bootstrap(listener)}
+    config: ClientConfig = {"bootstrap.servers": ports.bootstrap(listener)}
     if listener is Listener.PLAINTEXT:
         return config | {"security.protocol": "PLAINTEXT"}
     config |= {

@@ -128,7 +128,8 @@ def ensure_kafka_jars(
     return dist
 
 
-def _run_maven(mvn: Path, workdir: Path, say: ProgressFn) -> None:
+def _run_maven(mvn: Path, workdir: Path, say: ProgressFn, *extra: str) -> None:
+    """Run ``copy-dependencies`` on ``workdir/pom.xml`` into ``workdir/lib``, reporting each jar."""
     cmd = [
         str(mvn),
         "--batch-mode",
@@ -137,6 +138,7 @@ def _run_maven(mvn: Path, workdir: Path, say: ProgressFn) -> None:
         "dependency:copy-dependencies",
         "-DincludeScope=runtime",
         f"-DoutputDirectory={workdir / 'lib'}",
+        *extra,
     ]
     tail: list[str] = []
     files, total = 0, 0.0

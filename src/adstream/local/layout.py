@@ -117,7 +117,7 @@ class BrokerLayout:
         return self.data_dir / "meta.properties"
 
     def client_properties(self, name: str) -> Path:
-        """``client-plaintext.properties``, ``client-tls.properties``, ``client-scram.properties``."""
+        """``client-<name>.properties`` with name plaintext, tls or scram."""
         return self.root / f"client-{name}.properties"
 
     def ca_pem(self) -> Path:

@@ -36,17 +36,14 @@ class SecretsFile:
 
     def load_or_create(self, users: tuple[str, ...]) -> LocalSecrets:
         """Load the secrets, creating missing ones; existing passwords never change."""
-        data: dict[str, object] = {}
-        if self.path.exists():
-            data = json.loads(self.path.read_text())
-        scram = dict(data.get("scram_passwords", {}) or {})  # type: ignore[call-overload]
-        changed = not self.path.exists()
-        for user in users:
-            if user not in scram:
-                scram[user] = _new_password()
-                changed = True
-        store = data.get("store_password") or _new_password()
-        loaded = LocalSecrets(store_password=store, scram_passwords=scram)
+        existing = self.path.exists()
+        data = json.loads(self.path.read_text()) if existing else {}
+        scram: dict[str, str] = dict(data.get("scram_passwords", {}))
+        missing = [user for user in users if user not in scram]
+        scram |= {user: _new_password() for user in missing}
+        store = str(data.get("store_password") or _new_password())
+        loaded = LocalSecrets.model_validate({"store_password": store, "scram_passwords": scram})
+        changed = not existing or bool(missing)
         if changed:
             self._write(loaded)
         return loaded

@@ -1,0 +1,5 @@
+"""``python -m adstream`` runs the CLI."""
+
+from adstream.cli import main
+
+main()
