@@ -22,6 +22,8 @@ from adstream.local.toolchain import ToolchainError, find_maven
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 SLF4J_VERSION = "2.0.17"
+# Pinned: Maven 3.8 would otherwise pick the plugin version of 2013.
+COPY_DEPENDENCIES = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
 
 ProgressFn = Callable[[str], None]
 
@@ -135,7 +137,7 @@ def _run_maven(mvn: Path, workdir: Path, say: ProgressFn, *extra: str) -> None:
         "--batch-mode",
         "-f",
         str(workdir / "pom.xml"),
-        "dependency:copy-dependencies",
+        COPY_DEPENDENCIES,
         "-DincludeScope=runtime",
         f"-DoutputDirectory={workdir / 'lib'}",
         *extra,
