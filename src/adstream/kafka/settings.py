@@ -45,7 +45,12 @@ def split_host_port(server: str) -> tuple[str, int]:
 class KafkaSettings(BaseSettings):
     """Connection settings: from env (`ADSTREAM_KAFKA_*`), a dotenv file or Java properties."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,  # errors would otherwise echo passwords back
+    )
 
     bootstrap_servers: Annotated[tuple[str, ...], NoDecode] = Field(min_length=1)
     security: SecurityMode = SecurityMode.PLAINTEXT

@@ -53,9 +53,9 @@ def _store_kind(data: bytes, declared: str | None) -> str:
         return "jceks"
     if data.lstrip().startswith(b"-----BEGIN"):
         return "pem"
-    if declared and declared.lower() in ("jks", "jceks"):
-        raise StoreError(f"declared type {declared} but the file is not a JKS/JCEKS store")
-    return "pkcs12"
+    if declared and declared.upper() == "PEM":
+        raise StoreError("declared type PEM but the file holds no PEM text")
+    return "pkcs12"  # Java 9+ also reads PKCS#12 when told JKS, so the declared type is a hint
 
 
 def _read(path: Path) -> bytes:
