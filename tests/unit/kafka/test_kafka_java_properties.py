@@ -132,7 +132,8 @@ def test_iam_region_from_msk_host_names(tmp_path: Path) -> None:
         "bootstrap.servers=b-1.demo.abc123.c2.kafka.eu-west-1.amazonaws.com:9098\n"
         "security.protocol=SASL_SSL\n"
         "sasl.mechanism=AWS_MSK_IAM\n"
-        'sasl.jaas.config=software.amazon.msk.auth.iam.IAMLoginModule required awsProfileName="dev";\n'
+        "sasl.jaas.config=software.amazon.msk.auth.iam.IAMLoginModule required "
+        'awsProfileName="dev";\n'
         "sasl.client.callback.handler.class="
         "software.amazon.msk.auth.iam.IAMClientCallbackHandler\n",
     )
@@ -211,7 +212,8 @@ def test_unusable_combinations_name_the_key(tmp_path: Path, text: str, key: str)
 
 def test_parse_jaas_options() -> None:
     jaas = parse_jaas(
-        'org.apache.kafka.common.security.scram.ScramLoginModule required username=bob password="a \\"b\\" c";'
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username=bob password="a \\"b\\" c";'
     )
     assert jaas.module.endswith("ScramLoginModule")
     assert jaas.options == {"username": "bob", "password": 'a "b" c'}
