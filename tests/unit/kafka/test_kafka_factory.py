@@ -104,7 +104,8 @@ def test_ca_pem_goes_inline(pki: Pki) -> None:
 
 def test_client_config_is_a_dict() -> None:
     conf = admin_config(KafkaSettings(bootstrap_servers="a:9092"))
-    assert isinstance(conf, ClientConfig) and isinstance(conf, dict)
+    assert isinstance(conf, ClientConfig)
+    assert isinstance(conf, dict)
 
 
 @pytest.mark.parametrize("source", ["pem", "pkcs12"])

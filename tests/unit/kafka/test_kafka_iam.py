@@ -98,7 +98,8 @@ def test_client_config_wires_oauthbearer() -> None:
     assert conf["sasl.mechanism"] == "OAUTHBEARER"
     token, _ = conf["oauth_cb"](None)
     assert "AKIAADSTREAMPROFILE1" in decode(token)
-    assert "oauth_cb" in repr(conf) and "<callback" in repr(conf)
+    assert "oauth_cb" in repr(conf)
+    assert "<callback" in repr(conf)
     assert "enable.idempotence" in conf
 
 
