@@ -48,7 +48,8 @@ def check(
     try:
         settings = load_settings(kafka_config)
     except (ValidationError, JavaPropertiesError, StoreError, OSError) as exc:
-        typer.echo(f"invalid Kafka settings: {exc}", err=True)
+        source = kafka_config or "ADSTREAM_KAFKA_* environment variables"
+        typer.echo(f"invalid Kafka settings in {source}: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_CONFIG) from exc
     report = run_doctor(
         settings, topic=topic, required=tuple(require or DEFAULT_REQUIRED), timeout=timeout

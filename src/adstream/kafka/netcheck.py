@@ -21,7 +21,7 @@ MSK_PORTS = "MSK ports: 9092 plaintext, 9094 TLS/mTLS, 9096 SASL/SCRAM, 9098 IAM
 _API_VERSIONS_KEY = 18
 _CORRELATION_ID = 0x0AD5
 _UNTRUSTED_ISSUER = {18, 19, 20, 21, 2}  # X509_V_ERR_* for "not signed by a trusted CA"
-_HOSTNAME_MISMATCH = 62
+_HOSTNAME_MISMATCH = {62, 63, 64}  # host name, email, IP address mismatch
 _EXPIRED = {9, 10}  # not yet valid, expired
 
 
@@ -151,7 +151,7 @@ def _verification_failure(
             "the broker certificate; on MSK leave it unset: brokers use public Amazon "
             "certificates that the default bundle trusts",
         )
-    if code == _HOSTNAME_MISMATCH:
+    if code in _HOSTNAME_MISMATCH:
         return StepResult.failed(
             Step.TLS,
             f"TLS handshake with {server} failed: {message}",
@@ -218,9 +218,10 @@ def _after_handshake_failure(
         )
     return StepResult.failed(
         Step.TLS,
-        f"{server} closed the connection after the TLS handshake ({cause})",
-        "the broker rejected the client certificate or this is not a Kafka port: check the "
-        "broker log and that the certificate is signed by the CA the broker trusts",
+        f"{server} closed the connection after the TLS handshake: it most likely rejected the "
+        f"client certificate ({cause})",
+        "the client certificate must be signed by the CA the broker trusts (on MSK: the AWS "
+        "Private CA attached to the cluster) and be valid now; the broker log names the cause",
     )
 
 
