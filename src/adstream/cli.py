@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from adstream.kafka import cli as kafka_cli
 from adstream.local import cli as local_cli
 
 app = typer.Typer(
     help="adstream: ad-event streaming on Apache Kafka / Amazon MSK.", no_args_is_help=True
 )
+# `adstream kafka` gathers the local broker's commands and the client-side doctor.
+local_cli.app.command("check")(kafka_cli.check)
 app.add_typer(local_cli.app, name="kafka")
 
 

@@ -7,10 +7,11 @@ import socket
 import ssl
 import struct
 import uuid
+from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from adstream.local.broker import port_free
+from adstream.local.broker import LocalBroker, port_free
 from adstream.local.layout import LISTEN_HOST, Ports
 
 
@@ -88,3 +89,17 @@ def api_versions_over_tls(port: int, context: ssl.SSLContext) -> int:
         if len(header) < 8:
             raise ConnectionError("the broker closed the connection")
         return int(struct.unpack(">i", header[4:8])[0])
+
+
+def properties_as_aggregator(path: Path, broker: LocalBroker, folder: Path) -> Path:
+    """A copy of a generated ``client-*.properties`` that authenticates as the aggregator."""
+    password = broker.secrets().scram_password
+    text = path.read_text().replace("adstream-api.keystore.jks", "adstream-aggregator.keystore.jks")
+    text = text.replace(
+        f'username="adstream-api" password="{password("adstream-api")}"',
+        f'username="adstream-aggregator" password="{password("adstream-aggregator")}"',
+    )
+    assert text != path.read_text(), "nothing to replace: the file format changed"
+    target = folder / f"aggregator-{path.name}"
+    target.write_text(text)
+    return target

@@ -11,6 +11,7 @@ import pytest
 
 from adstream.local.acls import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
 from adstream.local.broker import LocalBroker
+from tests.integration.kafka_helpers import properties_as_aggregator
 
 pytestmark = pytest.mark.integration
 
@@ -29,27 +30,12 @@ def java_classes(tmp_path_factory: pytest.TempPathFactory, broker: LocalBroker) 
     return out
 
 
-def _aggregator_properties(broker: LocalBroker, source: Path, tmp_path: Path) -> Path:
-    """The same file for the reading principal: its keystore / SCRAM user instead."""
-    text = source.read_text()
-    text = text.replace("adstream-api.keystore.jks", "adstream-aggregator.keystore.jks")
-    password = broker.secrets().scram_password
-    text = text.replace(
-        f'username="adstream-api" password="{password("adstream-api")}"',
-        f'username="adstream-aggregator" password="{password("adstream-aggregator")}"',
-    )
-    target = tmp_path / f"aggregator-{source.name}"
-    target.write_text(text)
-    return target
-
-
 @pytest.mark.parametrize("name", ["tls", "scram"])
 def test_java_client_round_trip_with_generated_properties(
     broker: LocalBroker, java_classes: Path, tmp_path: Path, name: str
 ) -> None:
     producer_props = broker.layout.client_properties(name)
-    consumer_props = _aggregator_properties(broker, producer_props, tmp_path)
-    assert consumer_props.read_text() != producer_props.read_text()
+    consumer_props = properties_as_aggregator(producer_props, broker, tmp_path)
     value = uuid.uuid4().hex
     classpath = f"{java_classes}:{broker.dist.classpath}"
     done = subprocess.run(

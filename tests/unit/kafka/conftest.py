@@ -6,7 +6,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from kafka_testkit import Pki, TlsServer, issue, start_tls_server
+
+from tests.unit.kafka.kafka_testkit import Pki, TlsServer, issue, start_tls_server
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import typer
-from kafka_testkit import free_port
 from typer.testing import CliRunner
 
 from adstream.kafka.cli import EXIT_BAD_CONFIG, EXIT_CHECK_FAILED
 from adstream.kafka.cli import app as kafka_app
+from tests.unit.kafka.kafka_testkit import free_port
 
 root = typer.Typer()
 root.add_typer(kafka_app, name="kafka")

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AclOperation
-from kafka_testkit import Pki, TlsServer, free_port, issue, start_tls_server
 
 from adstream.kafka.checks import Status, Step
 from adstream.kafka.clustercheck import (
@@ -23,6 +22,7 @@ from adstream.kafka.doctor import run_doctor
 from adstream.kafka.netcheck import check_tls
 from adstream.kafka.settings import KafkaSettings, SecurityMode
 from adstream.kafka.tls import resolve_tls
+from tests.unit.kafka.kafka_testkit import Pki, TlsServer, free_port, issue, start_tls_server
 
 TIMEOUT = 3.0
 

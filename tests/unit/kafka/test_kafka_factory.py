@@ -9,7 +9,6 @@ import pytest
 from confluent_kafka import KafkaException
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from kafka_testkit import Pki
 
 from adstream.kafka.factory import (
     ClientConfig,
@@ -21,6 +20,7 @@ from adstream.kafka.factory import (
     producer_config,
 )
 from adstream.kafka.settings import KafkaSettings
+from tests.unit.kafka.kafka_testkit import Pki
 
 QUIET = {"log_level": 0}
 

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from kafka_testkit import Pki
 from pydantic import ValidationError
-from test_kafka_stores import STORE_PASSWORD, write_jks_keystore, write_jks_truststore, write_p12
 
 from adstream.kafka.java_properties import (
     JavaPropertiesError,
@@ -17,6 +15,13 @@ from adstream.kafka.java_properties import (
     read_properties,
 )
 from adstream.kafka.settings import SecurityMode
+from tests.unit.kafka.kafka_testkit import Pki
+from tests.unit.kafka.test_kafka_stores import (
+    STORE_PASSWORD,
+    write_jks_keystore,
+    write_jks_truststore,
+    write_p12,
+)
 
 
 def props(folder: Path, text: str) -> Path:

@@ -4,11 +4,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka_testkit import Pki
 from pydantic import ValidationError
 
 from adstream.kafka.load import load_settings
 from adstream.kafka.settings import KafkaSettings, SecurityMode
+from tests.unit.kafka.kafka_testkit import Pki
 
 BOOT = {"bootstrap_servers": "b-1.example:9094"}
 

@@ -9,7 +9,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from kafka_testkit import Issued, Pki
 
 from adstream.kafka.stores import (
     StoreError,
@@ -17,6 +16,7 @@ from adstream.kafka.stores import (
     read_keystore,
     read_truststore,
 )
+from tests.unit.kafka.kafka_testkit import Issued, Pki
 
 STORE_PASSWORD = "store-pw"
 
