@@ -6,23 +6,17 @@ Synthesis runs cdk-nag (AwsSolutions) as a validation plugin; unacknowledged fin
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aws_cdk import App, cx_api
+
+from adstream.infra.checks import Finding, enable_nag, read_report
 from adstream.infra.profiles import Profile
-
-# jsii prints a banner on every start when Node is past end-of-life; it is noise for a CLI.
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
-
-from aws_cdk import App  # noqa: E402  (after the environment above is set)
-from aws_cdk import cx_api  # noqa: E402
-
-from adstream.infra.checks import Finding, enable_nag, read_report  # noqa: E402
-from adstream.infra.stacks import AdstreamStack  # noqa: E402
+from adstream.infra.stacks import AdstreamStack
 
 
-class NagFailure(RuntimeError):
+class NagFindingsError(RuntimeError):
     """cdk-nag reported findings that nobody acknowledged."""
 
     def __init__(self, findings: list[Finding]) -> None:
@@ -50,21 +44,27 @@ def build_app(profile: Profile, outdir: Path, *, nag: bool = True) -> tuple[App,
     return app, stack
 
 
-def synthesize(profile: Profile, outdir: Path, *, nag: bool = True, strict: bool = True) -> SynthResult:
-    """Write `<stack>.template.json` into `outdir`; raises NagFailure when `strict`."""
+def synthesize(
+    profile: Profile, outdir: Path, *, nag: bool = True, strict: bool = True
+) -> SynthResult:
+    """Write `<stack>.template.json` into `outdir`; raises NagFindingsError when `strict`."""
     outdir.mkdir(parents=True, exist_ok=True)
     app, _ = build_app(profile, outdir, nag=nag)
     assembly: cx_api.CloudAssembly | None
     try:
         assembly = app.synth()
     except RuntimeError as exc:
-        if "Validation failed" not in str(exc):
+        if "ValidationFailed" not in str(exc):
             raise
         assembly = None
     findings, acknowledged = read_report(outdir)
     if assembly is None and not findings:
         raise RuntimeError(f"synthesis failed validation without a readable report in {outdir}")
     if strict and findings:
-        raise NagFailure(findings)
-    templates = sorted(outdir.glob("*.template.json"))
+        raise NagFindingsError(findings)
+    templates = (
+        [Path(stack.template_full_path) for stack in assembly.stacks]
+        if assembly is not None
+        else sorted(outdir.glob("*.template.json"))
+    )
     return SynthResult(outdir, templates, assembly, findings, acknowledged)

@@ -48,7 +48,11 @@ class BootstrapBrokers(Construct):
             on_update=call,
             install_latest_aws_sdk=False,
             policy=cr.AwsCustomResourcePolicy.from_statements(
-                [iam.PolicyStatement(actions=["kafka:GetBootstrapBrokers"], resources=[cluster_arn])]
+                [
+                    iam.PolicyStatement(
+                        actions=["kafka:GetBootstrapBrokers"], resources=[cluster_arn]
+                    )
+                ]
             ),
         )
         self.brokers = lookup.get_response_field(field)
@@ -71,9 +75,3 @@ class BootstrapBrokers(Construct):
             # CDK adds DependsOn on the role although `Role: Fn::GetAtt` already orders them;
             # cfn-lint flags that (W3005).
             function.add_deletion_override("DependsOn")
-        acknowledge(
-            provider,
-            "AwsSolutions-L1",
-            "the runtime of CDK's AwsCustomResource provider is pinned by aws-cdk-lib and "
-            "moves forward with each aws-cdk-lib upgrade",
-        )

@@ -165,7 +165,9 @@ class ClientServices(Construct):
             port=clients.api_port,
             protocol=elbv2.ApplicationProtocol.HTTP,
             targets=[self.api],
-            health_check=elbv2.HealthCheck(path=clients.api_health_path, interval=Duration.seconds(15)),
+            health_check=elbv2.HealthCheck(
+                path=clients.api_health_path, interval=Duration.seconds(15)
+            ),
             deregistration_delay=Duration.seconds(30),
         )
         self._depend_without_target_group(listener, target_group)

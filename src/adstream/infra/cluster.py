@@ -17,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_msk as msk
 from constructs import Construct
 
+from adstream.infra.checks import acknowledge
 from adstream.infra.profiles import Profile
 from adstream.infra.retention import retention_days
 
@@ -57,9 +58,7 @@ class KafkaCluster(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.name = profile.cluster.name
-        subnet_ids = vpc.select_subnets(
-            subnet_type=subnets.subnet_type, one_per_az=True
-        ).subnet_ids
+        subnet_ids = vpc.select_subnets(subnet_type=subnets.subnet_type, one_per_az=True).subnet_ids
         if profile.serverless:
             self._serverless(subnet_ids, security_group)
         else:
@@ -156,6 +155,13 @@ class KafkaCluster(Construct):
             ),
         )
         self.arn, self.resource = cluster.ref, cluster
+        if profile.plaintext:
+            acknowledge(
+                cluster,
+                "AwsSolutions-MSK2",
+                "plaintext next to TLS is a dev-profile opt-in (profile validation refuses it "
+                "for prod); the broker security group still admits only the client group",
+            )
         self._storage_autoscaling(profile)
 
     @staticmethod
@@ -175,9 +181,7 @@ class KafkaCluster(Construct):
                 scram=msk.CfnCluster.ScramProperty(enabled=auth.scram),
             ),
             tls=tls,
-            unauthenticated=msk.CfnCluster.UnauthenticatedProperty(
-                enabled=profile.plaintext
-            ),
+            unauthenticated=msk.CfnCluster.UnauthenticatedProperty(enabled=profile.plaintext),
         )
 
     def _storage_autoscaling(self, profile: Profile) -> None:

@@ -55,7 +55,10 @@ class ClusterAlarms(Construct):
             )
         )
         self.topic = sns.Topic(
-            self, "Topic", display_name=f"{profile.stack_name} alarms", master_key=key,
+            self,
+            "Topic",
+            display_name=f"{profile.stack_name} alarms",
+            master_key=key,
             enforce_ssl=True,
         )
         if profile.alarms.email:
@@ -84,7 +87,9 @@ class ClusterAlarms(Construct):
                 label=f"CPU user+system broker {broker}",
             )
             self._alarm(
-                f"Cpu{broker}", cpu, limits.cpu_percent,
+                f"Cpu{broker}",
+                cpu,
+                limits.cpu_percent,
                 f"broker {broker}: CPU user+system above {limits.cpu_percent}%",
             )
             self._alarm(

@@ -166,7 +166,7 @@ class Profile(_Model):
         return self
 
     def _cluster_problems(self) -> list[str]:
-        c, out = self.cluster, []
+        c, out = self.cluster, list[str]()
         if self.serverless:
             return out
         if c.broker_count % self.az_count:
@@ -187,7 +187,7 @@ class Profile(_Model):
         return out
 
     def _auth_problems(self) -> list[str]:
-        c, a, out = self.cluster, self.cluster.auth, []
+        c, a, out = self.cluster, self.cluster.auth, list[str]()
         if self.serverless:
             for mode in ("scram", "mtls"):
                 if getattr(a, mode):

@@ -17,7 +17,7 @@ from constructs import Construct
 from adstream.infra.checks import acknowledge
 from adstream.infra.profiles import Profile
 
-SECRET_PREFIX = "AmazonMSK_"
+SECRET_PREFIX = "AmazonMSK_"  # noqa: S105  (a name prefix MSK requires, not a password)
 
 
 def secret_name(profile: Profile, user: str) -> str:

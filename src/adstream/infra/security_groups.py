@@ -39,7 +39,10 @@ def monitoring_ports(profile: Profile) -> dict[int, str]:
     """Open-monitoring exporter ports; MSK Serverless has no open monitoring."""
     if profile.serverless:
         return {}
-    return {JMX_EXPORTER_PORT: "Prometheus JMX exporter", NODE_EXPORTER_PORT: "Prometheus node exporter"}
+    return {
+        JMX_EXPORTER_PORT: "Prometheus JMX exporter",
+        NODE_EXPORTER_PORT: "Prometheus node exporter",
+    }
 
 
 class SecurityGroups(Construct):

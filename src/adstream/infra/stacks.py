@@ -35,7 +35,11 @@ class AdstreamStack(Stack):
         )
         network = Network(self, "Network", profile=profile)
         groups = SecurityGroups(self, "SecurityGroups", profile=profile, vpc=network.vpc)
-        ca = ClientCertificateAuthority(self, "ClientCa", profile=profile) if profile.cluster.auth.mtls else None
+        ca = (
+            ClientCertificateAuthority(self, "ClientCa", profile=profile)
+            if profile.cluster.auth.mtls
+            else None
+        )
         cluster = KafkaCluster(
             self,
             "Kafka",
@@ -72,7 +76,9 @@ class AdstreamStack(Stack):
 
         CfnOutput(self, "ClusterArn", value=cluster.arn)
         CfnOutput(self, "BootstrapBrokers", value=brokers.brokers)
-        CfnOutput(self, "IngestApiUrl", value=f"http://{services.load_balancer.load_balancer_dns_name}")
+        CfnOutput(
+            self, "IngestApiUrl", value=f"http://{services.load_balancer.load_balancer_dns_name}"
+        )
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
         CfnOutput(self, "AdminRoleArn", value=roles.admin.role_arn)
         if ca is not None:
