@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,18 @@ def test_cli_synth_writes_the_template(tmp_path: Path) -> None:
     assert "0 open findings" in result.output
     resources = json.loads(written.read_text())["Resources"].values()
     assert any(r["Type"] == "AWS::MSK::ServerlessCluster" for r in resources)
+
+
+def test_cdk_cli_entry_point_synthesizes_with_nag(tmp_path: Path) -> None:
+    """`cdk deploy --app "python -m adstream.infra" -c profile=...`, run the way the CDK CLI
+    runs it: a fresh process with CDK_OUTDIR and CDK_CONTEXT_JSON set."""
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(tmp_path),
+        "CDK_CONTEXT_JSON": json.dumps({"profile": "serverless"}),
+    }
+    subprocess.run([sys.executable, "-m", "adstream.infra"], env=env, check=True, timeout=120)
+    assert (tmp_path / "adstream-serverless.template.json").is_file()
+    open_, acked = read_report(tmp_path)
+    assert open_ == []
+    assert acked
