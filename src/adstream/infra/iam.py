@@ -1,0 +1,99 @@
+"""Step 3 of the seed: IAM. Least-privilege Kafka data-plane roles, scoped by MSK ARN format.
+
+MSK IAM resources: `cluster/NAME/UUID`, `topic/NAME/UUID/TOPIC`, `group/NAME/UUID/GROUP`.
+The UUID (with its `-N` suffix) is the last path part of the cluster ARN, so it is cut out
+of the cluster's ARN at deploy time. No role gets `kafka-cluster:*`.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Fn
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from adstream.infra.checks import acknowledge_wildcard_resource
+from adstream.infra.profiles import Profile
+
+PRODUCER_CLUSTER_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently")
+PRODUCER_TOPIC_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData")
+AGGREGATOR_CLUSTER_ACTIONS = ("kafka-cluster:Connect",)
+AGGREGATOR_TOPIC_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:ReadData")
+AGGREGATOR_GROUP_ACTIONS = ("kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup")
+ADMIN_CLUSTER_ACTIONS = (
+    "kafka-cluster:Connect",
+    "kafka-cluster:DescribeCluster",
+    "kafka-cluster:AlterCluster",
+    "kafka-cluster:DescribeClusterDynamicConfiguration",
+    "kafka-cluster:AlterClusterDynamicConfiguration",
+)
+ADMIN_TOPIC_ACTIONS = (
+    "kafka-cluster:CreateTopic",
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:AlterTopic",
+    "kafka-cluster:DeleteTopic",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "kafka-cluster:AlterTopicDynamicConfiguration",
+)
+ADMIN_GROUP_ACTIONS = (
+    "kafka-cluster:DescribeGroup",
+    "kafka-cluster:AlterGroup",
+    "kafka-cluster:DeleteGroup",
+)
+
+
+def kafka_arn(cluster_arn: str, cluster_name: str, kind: str, name: str) -> str:
+    """`arn:PARTITION:kafka:REGION:ACCOUNT:<kind>/CLUSTER_NAME/CLUSTER_UUID/<name>`."""
+    return Fn.sub(
+        "arn:${AWS::Partition}:kafka:${AWS::Region}:${AWS::AccountId}:"
+        f"{kind}/{cluster_name}/${{ClusterUuid}}/{name}",
+        {"ClusterUuid": Fn.select(2, Fn.split("/", cluster_arn))},
+    )
+
+
+class KafkaRoles(Construct):
+    """Producer and aggregator task roles and an operator admin role."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, profile: Profile, cluster_arn: str
+    ) -> None:
+        super().__init__(scope, construct_id)
+        name, topic = profile.cluster.name, profile.topic
+        topic_arn = kafka_arn(cluster_arn, name, "topic", topic.name)
+        group_arn = kafka_arn(cluster_arn, name, "group", topic.consumer_group)
+        tasks = iam.ServicePrincipal("ecs-tasks.amazonaws.com")
+
+        self.producer = iam.Role(
+            self, "Producer", assumed_by=tasks, description="ingest API: writes ad events"
+        )
+        self._allow(self.producer, PRODUCER_CLUSTER_ACTIONS, cluster_arn)
+        self._allow(self.producer, PRODUCER_TOPIC_ACTIONS, topic_arn)
+
+        self.aggregator = iam.Role(
+            self, "Aggregator", assumed_by=tasks, description="aggregator: reads ad events"
+        )
+        self._allow(self.aggregator, AGGREGATOR_CLUSTER_ACTIONS, cluster_arn)
+        self._allow(self.aggregator, AGGREGATOR_TOPIC_ACTIONS, topic_arn)
+        self._allow(self.aggregator, AGGREGATOR_GROUP_ACTIONS, group_arn)
+
+        self.admin = iam.Role(
+            self,
+            "Admin",
+            assumed_by=iam.AccountRootPrincipal().with_conditions(
+                {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+            ),
+            description="operators: create topics, change configs, reset groups (MFA only)",
+        )
+        self._allow(self.admin, ADMIN_CLUSTER_ACTIONS, cluster_arn)
+        for kind, admin_actions in (("topic", ADMIN_TOPIC_ACTIONS), ("group", ADMIN_GROUP_ACTIONS)):
+            every = kafka_arn(cluster_arn, name, kind, "*")
+            self._allow(self.admin, admin_actions, every)
+            acknowledge_wildcard_resource(
+                self.admin,
+                every,
+                f"operators manage every {kind} of this one cluster; only the {kind} name is "
+                "a wildcard, the cluster name and UUID are fixed",
+            )
+
+    @staticmethod
+    def _allow(role: iam.Role, actions: tuple[str, ...], resource: str) -> None:
+        role.add_to_policy(iam.PolicyStatement(actions=list(actions), resources=[resource]))

@@ -1,0 +1,262 @@
+"""Typed deployment profiles (`infra/profiles/<name>.yaml`), validated before any synthesis.
+
+A profile is the only input of the CDK app. Impossible combinations fail here with a message
+that names the setting, instead of surfacing as a failed CloudFormation deployment an hour in.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROFILE_DIR = Path(__file__).resolve().parents[3] / "infra" / "profiles"
+"""Where named profiles live in a source checkout (`infra/profiles/<name>.yaml`)."""
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,63}$")
+
+
+class ProfileError(ValueError):
+    """A profile cannot be loaded; the message names the offending setting(s)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class Egress(StrEnum):
+    """How private subnets reach AWS APIs: a NAT gateway per AZ, or interface endpoints only."""
+
+    NAT = "nat"
+    VPC_ENDPOINTS = "vpc-endpoints"
+
+
+class ClusterKind(StrEnum):
+    PROVISIONED = "provisioned"
+    SERVERLESS = "serverless"
+
+
+class ClientBroker(StrEnum):
+    """MSK's in-transit setting between clients and brokers (CloudFormation values)."""
+
+    TLS = "TLS"
+    TLS_PLAINTEXT = "TLS_PLAINTEXT"
+    PLAINTEXT = "PLAINTEXT"
+
+
+class ClientAuth(StrEnum):
+    """How the Fargate services authenticate to the cluster."""
+
+    IAM = "iam"
+    SCRAM = "scram"
+    PLAINTEXT = "plaintext"
+
+
+class NetworkProfile(_Model):
+    cidr: str = "10.40.0.0/16"
+    egress: Egress = Egress.NAT
+    flow_log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
+
+
+class AuthProfile(_Model):
+    """Client authentication modes enabled on the cluster."""
+
+    iam: bool = True
+    scram: bool = False
+    mtls: bool = False
+    private_ca_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority/[0-9a-f-]+$",
+        description="existing ACM Private CA for client certificates; created when unset",
+    )
+    scram_users: tuple[str, ...] = ("ingest", "aggregator")
+
+
+class ClusterProfile(_Model):
+    kind: ClusterKind = ClusterKind.PROVISIONED
+    name: Annotated[str, Field(pattern=_NAME.pattern)]
+    kafka_version: str = "3.8.x"
+    broker_count: int = Field(default=3, ge=1, le=30)
+    instance_type: str = Field(default="kafka.m7g.large", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
+    ebs_volume_gb: int = Field(default=100, ge=1, le=16384)
+    ebs_max_volume_gb: int = Field(default=1000, ge=1, le=16384)
+    storage_target_utilization: int = Field(default=60, ge=10, le=90)
+    enhanced_monitoring: Literal["DEFAULT", "PER_BROKER", "PER_TOPIC_PER_BROKER"] = "PER_BROKER"
+    client_broker: ClientBroker = ClientBroker.TLS
+    broker_log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
+    auth: AuthProfile = AuthProfile()
+
+
+class TopicProfile(_Model):
+    name: str = "ad-events"
+    consumer_group: str = "ad-aggregator"
+    retention_hours: int = Field(default=168, ge=1, le=87600)
+
+
+class ServiceProfile(_Model):
+    cpu: Literal[256, 512, 1024, 2048, 4096] = 256
+    memory_mib: int = Field(default=512, ge=512, le=30720)
+    desired_count: int = Field(default=1, ge=0, le=50)
+    command: tuple[str, ...]
+
+
+class ClientsProfile(_Model):
+    image_repository: str = Field(default="adstream", pattern=r"^[a-z0-9][a-z0-9._/-]*$")
+    image_tag: str = "latest"
+    auth: ClientAuth = ClientAuth.IAM
+    api_port: int = Field(default=8000, ge=1024, le=65535)
+    api_health_path: str = "/healthz"
+    api_allowed_cidrs: tuple[str, ...] = Field(
+        default=(), description="who may reach the internal load balancer; default: the VPC"
+    )
+    api: ServiceProfile = ServiceProfile(command=("adstream", "api"))
+    aggregator: ServiceProfile = ServiceProfile(command=("adstream", "aggregate"))
+
+
+class AlarmsProfile(_Model):
+    disk_used_percent: float = Field(default=85, gt=0, lt=100)
+    cpu_percent: float = Field(default=60, gt=0, lt=100)
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class Profile(_Model):
+    """One deployment: where, how big, and which security modes."""
+
+    name: Annotated[str, Field(pattern=_NAME.pattern)]
+    environment: Environment
+    region: Annotated[str, Field(pattern=_REGION.pattern)]
+    account: Annotated[str | None, Field(pattern=r"^\d{12}$")] = None
+    az_count: Literal[2, 3] = Field(
+        description="AZs the VPC and brokers span, the region's first ones (Fn::GetAZs)"
+    )
+    network: NetworkProfile = NetworkProfile()
+    cluster: ClusterProfile
+    topic: TopicProfile = TopicProfile()
+    clients: ClientsProfile = ClientsProfile()
+    alarms: AlarmsProfile = AlarmsProfile()
+
+    @property
+    def stack_name(self) -> str:
+        return f"adstream-{self.name}"
+
+    @property
+    def plaintext(self) -> bool:
+        """Whether brokers listen on the unauthenticated plaintext port 9092."""
+        return self.cluster.client_broker is not ClientBroker.TLS
+
+    @property
+    def serverless(self) -> bool:
+        return self.cluster.kind is ClusterKind.SERVERLESS
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        problems = [*self._cluster_problems(), *self._auth_problems()]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _cluster_problems(self) -> list[str]:
+        c, out = self.cluster, list[str]()
+        if self.serverless:
+            return out
+        if c.broker_count % self.az_count:
+            out.append(
+                f"cluster.broker_count: {c.broker_count} is not a multiple of "
+                f"az_count ({self.az_count})"
+            )
+        if c.broker_count < 3:
+            out.append(
+                f"cluster.broker_count: {c.broker_count} is too few for "
+                "default.replication.factor=3 (need at least 3)"
+            )
+        if c.ebs_max_volume_gb < c.ebs_volume_gb:
+            out.append(
+                f"cluster.ebs_max_volume_gb: {c.ebs_max_volume_gb} is below "
+                f"cluster.ebs_volume_gb ({c.ebs_volume_gb})"
+            )
+        return out
+
+    def _auth_problems(self) -> list[str]:
+        c, a, out = self.cluster, self.cluster.auth, list[str]()
+        if self.serverless:
+            for mode in ("scram", "mtls"):
+                if getattr(a, mode):
+                    out.append(f"cluster.auth.{mode}: MSK Serverless supports IAM auth only")
+            if not a.iam:
+                out.append("cluster.auth.iam: MSK Serverless requires IAM auth")
+            if self.plaintext:
+                out.append("cluster.client_broker: MSK Serverless is TLS only")
+        if self.plaintext and self.environment is Environment.PROD:
+            out.append(
+                f"cluster.client_broker: {c.client_broker.value} enables plaintext, "
+                "which prod profiles refuse (use TLS)"
+            )
+        if c.client_broker is ClientBroker.PLAINTEXT:
+            for mode in ("scram", "iam", "mtls"):
+                if getattr(a, mode):
+                    out.append(
+                        f"cluster.auth.{mode}: requires TLS in transit, "
+                        "but cluster.client_broker is PLAINTEXT"
+                    )
+        if not (a.iam or a.scram or a.mtls or self.plaintext):
+            out.append("cluster.auth: enable at least one of iam, scram, mtls")
+        if a.private_ca_arn and not a.mtls:
+            out.append("cluster.auth.private_ca_arn: set, but cluster.auth.mtls is false")
+        wanted = self.clients.auth
+        enabled = {
+            ClientAuth.IAM: a.iam,
+            ClientAuth.SCRAM: a.scram,
+            ClientAuth.PLAINTEXT: self.plaintext,
+        }
+        if not enabled[wanted]:
+            out.append(f"clients.auth: {wanted.value} is not enabled on the cluster")
+        return out
+
+
+def resolve_profile_path(name_or_path: str) -> Path:
+    """A profile name (`dev` → `infra/profiles/dev.yaml`) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.parent != Path():
+        return candidate
+    return PROFILE_DIR / f"{name_or_path}.yaml"
+
+
+def _format(error: ValidationError, source: str) -> str:
+    lines = [f"invalid profile {source}:"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        for line in message.splitlines():
+            lines.append(f"  - {where}: {line}" if where else f"  - {line}")
+    return "\n".join(lines)
+
+
+def parse_profile(data: object, source: str = "<profile>") -> Profile:
+    """Validate already-parsed YAML; raises ProfileError naming each bad setting."""
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(_format(exc, source)) from None
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """Load and validate a profile by name or path; raises ProfileError."""
+    path = resolve_profile_path(name_or_path)
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        raise ProfileError(f"profile {name_or_path!r}: no file {path} (known profiles: {known})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"profile {path}: not valid YAML: {exc}") from None
+    return parse_profile(data, str(path))

@@ -1,0 +1,94 @@
+"""The deployable: one stack per profile, built in the seed's order.
+
+VPC → security groups → (client CA) → MSK cluster (+ SCRAM users) → IAM roles → client
+services → alarms. IAM comes after the cluster here only because its policies name the
+cluster's ARN, which exists once the cluster construct does.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Environment, Fn, Stack
+from constructs import Construct
+
+from adstream.infra.bootstrap import BootstrapBrokers
+from adstream.infra.clients import ClientServices
+from adstream.infra.cluster import KafkaCluster
+from adstream.infra.iam import KafkaRoles
+from adstream.infra.monitoring import ClusterAlarms
+from adstream.infra.network import Network
+from adstream.infra.profiles import Profile
+from adstream.infra.scram import ScramUsers
+from adstream.infra.security_groups import SecurityGroups
+from adstream.infra.tls import ClientCertificateAuthority
+
+
+class AdstreamStack(Stack):
+    """Everything adstream needs in one account and region, sized by `profile`."""
+
+    def __init__(self, scope: Construct, *, profile: Profile) -> None:
+        self._az_count = profile.az_count
+        super().__init__(
+            scope,
+            profile.stack_name,
+            env=Environment(account=profile.account, region=profile.region),
+            description=f"adstream on Amazon MSK ({profile.name} profile)",
+        )
+        network = Network(self, "Network", profile=profile)
+        groups = SecurityGroups(self, "SecurityGroups", profile=profile, vpc=network.vpc)
+        ca = (
+            ClientCertificateAuthority(self, "ClientCa", profile=profile)
+            if profile.cluster.auth.mtls
+            else None
+        )
+        cluster = KafkaCluster(
+            self,
+            "Kafka",
+            profile=profile,
+            vpc=network.vpc,
+            subnets=network.private_subnets,
+            security_group=groups.brokers,
+            private_ca_arn=ca.arn if ca else None,
+        )
+        if ca is not None and ca.ready is not None:
+            cluster.resource.node.add_dependency(ca.ready)
+        scram = (
+            ScramUsers(self, "Scram", profile=profile, cluster_arn=cluster.arn)
+            if profile.cluster.auth.scram
+            else None
+        )
+        roles = KafkaRoles(self, "Iam", profile=profile, cluster_arn=cluster.arn)
+        brokers = BootstrapBrokers(
+            self, "Bootstrap", cluster_arn=cluster.arn, auth=profile.clients.auth
+        )
+        services = ClientServices(
+            self,
+            "Clients",
+            profile=profile,
+            vpc=network.vpc,
+            subnets=network.private_subnets,
+            client_sg=groups.clients,
+            producer_role=roles.producer,
+            aggregator_role=roles.aggregator,
+            brokers=brokers.brokers,
+            scram_secrets=scram.secrets if scram else {},
+        )
+        alarms = ClusterAlarms(self, "Alarms", profile=profile)
+
+        CfnOutput(self, "ClusterArn", value=cluster.arn)
+        CfnOutput(self, "BootstrapBrokers", value=brokers.brokers)
+        CfnOutput(
+            self, "IngestApiUrl", value=f"http://{services.load_balancer.load_balancer_dns_name}"
+        )
+        CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
+        CfnOutput(self, "AdminRoleArn", value=roles.admin.role_arn)
+        if ca is not None:
+            CfnOutput(self, "ClientCaArn", value=ca.arn)
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The region's first `az_count` AZs, resolved by CloudFormation (`Fn::GetAZs`).
+
+        CDK offers only two AZs to a stack without a concrete account; this gives the VPC
+        two or three without an account lookup, and without hard-coded zone names.
+        """
+        return [Fn.select(index, Fn.get_azs()) for index in range(self._az_count)]

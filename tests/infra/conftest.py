@@ -1,0 +1,72 @@
+"""Synthesize each profile once per session; every infra test reads those templates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from adstream.infra.app import SynthResult, synthesize
+from adstream.infra.profiles import PROFILE_DIR, Profile, load_profile, parse_profile
+
+SHIPPED = ("dev", "prod", "serverless")
+EXISTING_CA = (
+    "arn:aws:acm-pca:eu-west-1:123456789012:certificate-authority/"
+    "0a1b2c3d-1111-2222-3333-444455556666"
+)
+
+
+def variant_profile() -> Profile:
+    """dev with plaintext (TLS_PLAINTEXT), mTLS through an existing CA, SCRAM clients, NAT."""
+    data = yaml.safe_load((PROFILE_DIR / "dev.yaml").read_text())
+    data["name"] = "variant"
+    data["cluster"]["name"] = "adstream-variant"
+    data["cluster"]["client_broker"] = "TLS_PLAINTEXT"
+    data["cluster"]["auth"].update(mtls=True, private_ca_arn=EXISTING_CA)
+    data["clients"]["auth"] = "scram"
+    data["network"]["egress"] = "nat"
+    return parse_profile(data, "variant")
+
+
+def profile_named(name: str) -> Profile:
+    return variant_profile() if name == "variant" else load_profile(name)
+
+
+@dataclass
+class Synth:
+    profile: Profile
+    result: SynthResult
+    template: dict[str, Any]
+
+    def resources(self, type_: str) -> dict[str, dict[str, Any]]:
+        return {k: r for k, r in self.template["Resources"].items() if r["Type"] == type_}
+
+    def one(self, type_: str) -> dict[str, Any]:
+        found = self.resources(type_)
+        assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
+        return next(iter(found.values()))["Properties"]
+
+
+class SynthCache:
+    """Lazily synthesizes a profile the first time a test asks for it."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._done: dict[str, Synth] = {}
+
+    def __call__(self, name: str) -> Synth:
+        if name not in self._done:
+            profile = profile_named(name)
+            result = synthesize(profile, self._root / name, strict=False)
+            (template,) = result.templates
+            self._done[name] = Synth(profile, result, json.loads(template.read_text()))
+        return self._done[name]
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthCache:
+    return SynthCache(tmp_path_factory.mktemp("cdk"))

@@ -1,0 +1,147 @@
+"""Profile validation: impossible deployments fail early, naming the setting."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from adstream.infra.cli import app
+from adstream.infra.profiles import (
+    PROFILE_DIR,
+    ClientBroker,
+    ProfileError,
+    load_profile,
+    parse_profile,
+    resolve_profile_path,
+)
+
+pytestmark = pytest.mark.infra
+
+
+def _dev() -> dict[str, Any]:
+    return yaml.safe_load((PROFILE_DIR / "dev.yaml").read_text())
+
+
+def _error(data: dict[str, Any]) -> str:
+    with pytest.raises(ProfileError) as info:
+        parse_profile(data, "test")
+    return str(info.value)
+
+
+def test_shipped_profiles_load_with_their_shape() -> None:
+    dev, prod, serverless = (load_profile(n) for n in ("dev", "prod", "serverless"))
+    assert (dev.az_count, dev.cluster.broker_count, dev.network.egress.value) == (
+        2,
+        4,
+        "vpc-endpoints",
+    )
+    assert (prod.az_count, prod.network.egress.value) == (3, "nat")
+    assert (prod.cluster.auth.iam, prod.cluster.auth.scram, prod.cluster.auth.mtls) == (True,) * 3
+    assert prod.cluster.client_broker is ClientBroker.TLS
+    assert serverless.serverless
+    assert (serverless.cluster.auth.scram, serverless.cluster.auth.mtls) == (False, False)
+
+
+def test_profile_name_or_path_resolution(tmp_path: Any) -> None:
+    assert resolve_profile_path("prod") == PROFILE_DIR / "prod.yaml"
+    assert resolve_profile_path(str(tmp_path / "x.yaml")) == tmp_path / "x.yaml"
+
+
+def test_broker_count_must_be_a_multiple_of_the_azs() -> None:
+    data = _dev()
+    data["cluster"]["broker_count"] = 5
+    assert "cluster.broker_count: 5 is not a multiple of az_count (2)" in _error(data)
+
+
+def test_broker_count_must_allow_replication_factor_three() -> None:
+    data = _dev()
+    data["cluster"]["broker_count"] = 2
+    assert "cluster.broker_count: 2 is too few for default.replication.factor=3" in _error(data)
+
+
+@pytest.mark.parametrize("mode", ["scram", "mtls"])
+def test_serverless_refuses_scram_and_mtls(mode: str) -> None:
+    data = yaml.safe_load((PROFILE_DIR / "serverless.yaml").read_text())
+    data["cluster"]["auth"][mode] = True
+    assert f"cluster.auth.{mode}: MSK Serverless supports IAM auth only" in _error(data)
+
+
+def test_serverless_requires_iam() -> None:
+    data = yaml.safe_load((PROFILE_DIR / "serverless.yaml").read_text())
+    data["cluster"]["auth"]["iam"] = False
+    assert "cluster.auth.iam: MSK Serverless requires IAM auth" in _error(data)
+
+
+@pytest.mark.parametrize("client_broker", ["TLS_PLAINTEXT", "PLAINTEXT"])
+def test_prod_refuses_plaintext(client_broker: str) -> None:
+    data = yaml.safe_load((PROFILE_DIR / "prod.yaml").read_text())
+    data["cluster"]["client_broker"] = client_broker
+    assert f"cluster.client_broker: {client_broker} enables plaintext" in _error(data)
+
+
+def test_dev_may_enable_plaintext_next_to_tls() -> None:
+    data = _dev()
+    data["cluster"]["client_broker"] = "TLS_PLAINTEXT"
+    assert parse_profile(data).plaintext
+
+
+def test_scram_requires_tls() -> None:
+    data = _dev()
+    data["cluster"]["client_broker"] = "PLAINTEXT"
+    message = _error(data)
+    assert "cluster.auth.scram: requires TLS in transit" in message
+    assert "cluster.auth.iam: requires TLS in transit" in message
+
+
+def test_clients_need_an_enabled_auth_mode() -> None:
+    data = _dev()
+    data["cluster"]["auth"]["scram"] = False
+    data["clients"]["auth"] = "scram"
+    assert "clients.auth: scram is not enabled on the cluster" in _error(data)
+
+
+def test_private_ca_without_mtls_is_rejected() -> None:
+    data = _dev()
+    data["cluster"]["auth"]["private_ca_arn"] = (
+        "arn:aws:acm-pca:eu-west-1:123456789012:certificate-authority/0a1b2c3d-1111"
+    )
+    assert "cluster.auth.private_ca_arn: set, but cluster.auth.mtls is false" in _error(data)
+
+
+def test_unknown_and_mistyped_settings_are_named() -> None:
+    data = _dev()
+    data["cluster"]["brokers"] = 4
+    data["az_count"] = 4
+    message = _error(data)
+    assert "cluster.brokers: Extra inputs are not permitted" in message
+    assert "az_count: Input should be 2 or 3" in message
+
+
+def test_valid_edit_still_parses() -> None:
+    data = copy.deepcopy(_dev())
+    data["cluster"]["broker_count"] = 6
+    assert parse_profile(data).cluster.broker_count == 6
+
+
+runner = CliRunner()
+
+
+def test_cli_names_the_bad_setting_without_traceback(tmp_path: Any) -> None:
+    data = _dev()
+    data["cluster"]["broker_count"] = 3
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = runner.invoke(app, ["synth", "--profile", str(path)])
+    assert result.exit_code == 2
+    assert "cluster.broker_count: 3 is not a multiple of az_count (2)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_unknown_profile_lists_known_ones() -> None:
+    result = runner.invoke(app, ["synth", "--profile", "staging"])
+    assert result.exit_code == 2
+    assert "known profiles: ['dev', 'prod', 'serverless']" in result.output
