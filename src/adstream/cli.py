@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from adstream.infra import cli as infra_cli
 from adstream.kafka import cli as kafka_cli
 from adstream.local import cli as local_cli
 
@@ -13,6 +14,7 @@ app = typer.Typer(
 # `adstream kafka` gathers the local broker's commands and the client-side doctor.
 local_cli.app.command("check")(kafka_cli.check)
 app.add_typer(local_cli.app, name="kafka")
+app.add_typer(infra_cli.app, name="infra")
 
 
 def main() -> None:

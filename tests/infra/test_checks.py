@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from adstream.infra.checks import acknowledge, enable_nag, flatten_reference, read_report
 from adstream.infra.cli import app as cli
-from infra.conftest import SynthCache
+from tests.infra.conftest import SynthCache
 
 pytestmark = pytest.mark.infra
 

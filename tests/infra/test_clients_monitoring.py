@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from infra.conftest import SynthCache
+from tests.infra.conftest import SynthCache
 
 pytestmark = pytest.mark.infra
 

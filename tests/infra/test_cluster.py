@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.conftest import EXISTING_CA, SynthCache
+from tests.infra.conftest import EXISTING_CA, SynthCache
 
 pytestmark = pytest.mark.infra
 

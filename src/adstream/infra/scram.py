@@ -57,7 +57,7 @@ class ScramUsers(Construct):
                 secret,
                 "AwsSolutions-SMG4",
                 "AWS ships no rotation function for MSK SCRAM secrets; operators rotate by "
-                "writing a new secret value (docs/deploying.md).",
+                "writing a new secret value (README: Deploying to AWS).",
             )
             self.secrets[user] = secret
         msk.CfnBatchScramSecret(
