@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)
+	@bash scripts/system-deps.sh
 	@$(BIN)/adstream kafka install
 
 run: setup

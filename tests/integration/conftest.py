@@ -17,6 +17,7 @@ from adstream.local.broker import LocalBroker
 from adstream.local.jars import ensure_kafka_jars
 from adstream.local.layout import BrokerLayout
 from tests.integration.kafka_helpers import free_base_port
+from tests.integration.postgres_server import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +36,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory, kafka_dist) -> Iterator[Loc
     running = start_broker(tmp_path_factory.mktemp("kafka"), kafka_dist)
     yield running
     running.down()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session; tests take fresh databases from it."""
+    with running_postgres() as server:
+        yield server

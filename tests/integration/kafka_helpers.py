@@ -15,6 +15,13 @@ from adstream.local.broker import LocalBroker, port_free
 from adstream.local.layout import LISTEN_HOST, Ports
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind((LISTEN_HOST, 0))
+        return int(sock.getsockname()[1])
+
+
 def free_base_port(exclude: set[int] = frozenset(), start: int = 29092) -> int:  # type: ignore[assignment]
     """The first base port whose whole block of listener ports is free."""
     for base in range(start, 60000, 10):

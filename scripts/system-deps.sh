@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite runs for real: PostgreSQL for the aggregator
+# store tests. Java 17+ and Maven are checked, not installed
+# here: `adstream kafka install` explains what is missing. Debian/Ubuntu (apt-get) only.
+set -euo pipefail
+
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+
+[ ${#need[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: please install: ${need[*]} (needed by the test suite)" >&2
+    exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "==> installing system packages: ${need[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The Debian package starts a cluster on port 5432; the tests run their own servers.

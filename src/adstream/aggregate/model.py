@@ -1,0 +1,79 @@
+"""What the aggregator writes: per-event tallies, the offsets they came from, and query rows.
+
+Kept free of Kafka and database types so the store and the consumer loop can be
+tested apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MINUTE_MS = 60_000
+
+
+def minute_of(timestamp_ms: int) -> int:
+    """The start of the event-time minute, in epoch milliseconds."""
+    return timestamp_ms - timestamp_ms % MINUTE_MS
+
+
+@dataclass(frozen=True)
+class Tally:
+    """One event's contribution to its (ad, minute) bucket."""
+
+    ad_id: str
+    minute: int
+    impressions: int
+    clicks: int
+    event_id: str | None = None  # None for seed-format events: deduplicated by offset only
+
+
+@dataclass(frozen=True)
+class OffsetRange:
+    """The consumed messages ``[first, next)`` of one partition in a batch."""
+
+    topic: str
+    partition: int
+    first: int
+    next: int
+
+
+@dataclass
+class Batch:
+    """Everything one database transaction applies: counts and the offsets they consumed."""
+
+    tallies: list[Tally] = field(default_factory=list)
+    ranges: dict[tuple[str, int], OffsetRange] = field(default_factory=dict)
+
+    def consumed(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
+        known = self.ranges.get(key)
+        first = offset if known is None else min(known.first, offset)
+        nxt = offset + 1 if known is None else max(known.next, offset + 1)
+        self.ranges[key] = OffsetRange(topic, partition, first, nxt)
+
+    def __len__(self) -> int:
+        return sum(r.next - r.first for r in self.ranges.values())
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    counted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class MinuteCount:
+    minute: int
+    impressions: int
+    clicks: int
+
+
+@dataclass(frozen=True)
+class AdTotal:
+    ad_id: str
+    impressions: int
+    clicks: int
+
+
+class StaleBatchError(RuntimeError):
+    """Another consumer already committed past this batch's offsets (a rebalance zombie)."""

@@ -1,0 +1,208 @@
+"""Counts and consumed offsets in one SQL transaction: the aggregator's exactly-once core.
+
+Delivery semantics: a batch's counts, its event ids (for de-duplication) and the
+next offset of every partition it read are committed atomically. After a crash
+the consumer resumes from the offsets in the database, so a message is counted
+once whether or not the crash hit before, during or after the commit.
+
+Fencing: a batch is refused (``StaleBatchError``) when the stored offset of one of
+its partitions is already past the batch's first offset, i.e. another consumer
+(after a rebalance) committed those messages first.
+
+De-duplication: events that carry an ``eventId`` are counted once within the
+de-duplication window (default 24 hours of event time, ``dedupe_window_ms``);
+a retry arriving later than that would be counted again. Seed-format events
+without an id are exactly-once per Kafka message, not per client retry.
+
+SQLite and PostgreSQL share this code; a dialect supplies what differs.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from adstream.aggregate.model import (
+    AdTotal,
+    Batch,
+    CommitResult,
+    MinuteCount,
+    StaleBatchError,
+    Tally,
+)
+
+DEFAULT_DEDUPE_WINDOW_MS = 24 * 3600 * 1000
+PRUNE_EVERY_S = 60.0
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS ad_counts (
+        ad_id TEXT NOT NULL,
+        minute BIGINT NOT NULL,
+        impressions BIGINT NOT NULL DEFAULT 0,
+        clicks BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (ad_id, minute))""",
+    "CREATE INDEX IF NOT EXISTS ad_counts_by_minute ON ad_counts (minute)",
+    """CREATE TABLE IF NOT EXISTS consumed_offsets (
+        topic TEXT NOT NULL,
+        kafka_partition INTEGER NOT NULL,
+        next_offset BIGINT NOT NULL,
+        PRIMARY KEY (topic, kafka_partition))""",
+    """CREATE TABLE IF NOT EXISTS seen_events (
+        event_id TEXT PRIMARY KEY,
+        minute BIGINT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS seen_events_by_minute ON seen_events (minute)",
+)
+
+_UPSERT_COUNTS = """INSERT INTO ad_counts (ad_id, minute, impressions, clicks)
+    VALUES (%s, %s, %s, %s) ON CONFLICT (ad_id, minute) DO UPDATE SET
+        impressions = ad_counts.impressions + excluded.impressions,
+        clicks = ad_counts.clicks + excluded.clicks"""
+_LOCK_OFFSET_ROW = """INSERT INTO consumed_offsets (topic, kafka_partition, next_offset)
+    VALUES (%s, %s, -1) ON CONFLICT (topic, kafka_partition) DO NOTHING"""
+_SET_OFFSET = (
+    "UPDATE consumed_offsets SET next_offset = %s WHERE topic = %s AND kafka_partition = %s"
+)
+_INSERT_SEEN = "INSERT INTO seen_events (event_id, minute) VALUES (%s, %s)"
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]], /) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchone(self) -> Any: ...
+
+
+class SqlCountStore(ABC):
+    """The shared SQL; subclasses open the connection and run transactions."""
+
+    def __init__(self, dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS) -> None:
+        self.dedupe_window_ms = dedupe_window_ms
+        self._last_prune = 0.0
+
+    # ---- dialect -------------------------------------------------------------------------
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Cursor]:
+        """A cursor inside a write transaction, committed on success, rolled back on error."""
+
+    @abstractmethod
+    def reading(self) -> AbstractContextManager[Cursor]:
+        """A cursor for queries."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def _existing_event_ids(self, cur: Cursor, ids: list[str]) -> set[str]: ...
+
+    @abstractmethod
+    def _lock_offsets_sql(self) -> str:
+        """SELECT next_offset of one partition, locking the row where the database can."""
+
+    # ---- schema and offsets --------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        with self.transaction() as cur:
+            for statement in SCHEMA:
+                cur.execute(statement)
+
+    def load_offsets(self, topic: str) -> dict[int, int]:
+        """Next offset to read per partition, as last committed with the counts."""
+        with self.reading() as cur:
+            cur.execute(
+                "SELECT kafka_partition, next_offset FROM consumed_offsets "
+                "WHERE topic = %s AND next_offset >= 0",
+                (topic,),
+            )
+            return {int(p): int(o) for p, o in cur.fetchall()}
+
+    # ---- the transaction -----------------------------------------------------------------
+    def commit(self, batch: Batch) -> CommitResult:
+        """Apply a batch atomically; raise ``StaleBatchError`` if it was already applied."""
+        with self.transaction() as cur:
+            self._check_and_advance_offsets(cur, batch)
+            fresh, duplicates = self._drop_duplicates(cur, batch.tallies)
+            self._add_counts(cur, fresh)
+            self._maybe_prune(cur, batch.tallies)
+        return CommitResult(counted=len(fresh), duplicates=duplicates)
+
+    def _check_and_advance_offsets(self, cur: Cursor, batch: Batch) -> None:
+        for r in sorted(batch.ranges.values(), key=lambda r: (r.topic, r.partition)):
+            cur.execute(_LOCK_OFFSET_ROW, (r.topic, r.partition))
+            cur.execute(self._lock_offsets_sql(), (r.topic, r.partition))
+            stored = int(cur.fetchone()[0])
+            if stored > r.first:
+                raise StaleBatchError(
+                    f"{r.topic}[{r.partition}] is committed up to offset {stored}; this batch "
+                    f"starts at {r.first}: another consumer already counted it"
+                )
+            cur.execute(_SET_OFFSET, (r.next, r.topic, r.partition))
+
+    def _drop_duplicates(self, cur: Cursor, tallies: list[Tally]) -> tuple[list[Tally], int]:
+        fresh: list[Tally] = []
+        batch_ids: set[str] = set()
+        for tally in tallies:
+            if tally.event_id is None:
+                fresh.append(tally)
+            elif tally.event_id not in batch_ids:
+                batch_ids.add(tally.event_id)
+                fresh.append(tally)
+        known = self._existing_event_ids(cur, list(batch_ids)) if batch_ids else set()
+        fresh = [t for t in fresh if t.event_id is None or t.event_id not in known]
+        cur.executemany(
+            _INSERT_SEEN, [(t.event_id, t.minute) for t in fresh if t.event_id is not None]
+        )
+        return fresh, len(tallies) - len(fresh)
+
+    @staticmethod
+    def _add_counts(cur: Cursor, tallies: list[Tally]) -> None:
+        buckets: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+        for t in tallies:
+            bucket = buckets[(t.ad_id, t.minute)]
+            bucket[0] += t.impressions
+            bucket[1] += t.clicks
+        # Sorted keys: concurrent writers lock rows in the same order (no deadlocks).
+        rows = [(ad, minute, i, c) for (ad, minute), (i, c) in sorted(buckets.items())]
+        if rows:
+            cur.executemany(_UPSERT_COUNTS, rows)
+
+    def _maybe_prune(self, cur: Cursor, tallies: list[Tally]) -> None:
+        now = time.monotonic()
+        if now - self._last_prune < PRUNE_EVERY_S or not tallies:
+            return
+        self._last_prune = now
+        horizon = max(t.minute for t in tallies) - self.dedupe_window_ms
+        cur.execute("DELETE FROM seen_events WHERE minute < %s", (horizon,))
+
+    # ---- queries -------------------------------------------------------------------------
+    def stats(self, ad_id: str, start_ms: int, end_ms: int) -> list[MinuteCount]:
+        """Minute buckets of one ad with ``start_ms <= minute < end_ms``, oldest first."""
+        with self.reading() as cur:
+            cur.execute(
+                "SELECT minute, impressions, clicks FROM ad_counts "
+                "WHERE ad_id = %s AND minute >= %s AND minute < %s ORDER BY minute",
+                (ad_id, start_ms, end_ms),
+            )
+            return [MinuteCount(int(m), int(i), int(c)) for m, i, c in cur.fetchall()]
+
+    def top(self, since_ms: int, limit: int) -> list[AdTotal]:
+        """Ads with the most impressions in minutes from ``since_ms`` on."""
+        with self.reading() as cur:
+            cur.execute(
+                "SELECT ad_id, SUM(impressions) AS imps, SUM(clicks) AS clks FROM ad_counts "
+                "WHERE minute >= %s GROUP BY ad_id ORDER BY imps DESC, ad_id LIMIT %s",
+                (since_ms, limit),
+            )
+            return [AdTotal(str(a), int(i), int(c)) for a, i, c in cur.fetchall()]
+
+    def totals(self) -> Iterator[tuple[str, int, int, int]]:
+        """Every bucket (ad, minute, impressions, clicks): for tests and exports."""
+        with self.reading() as cur:
+            cur.execute(
+                "SELECT ad_id, minute, impressions, clicks FROM ad_counts ORDER BY ad_id, minute"
+            )
+            rows = cur.fetchall()
+        for ad, minute, imps, clicks in rows:
+            yield str(ad), int(minute), int(imps), int(clicks)

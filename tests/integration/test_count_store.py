@@ -1,0 +1,142 @@
+"""The count store's transaction on real SQLite and PostgreSQL: counts, offsets, dedupe, fencing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adstream.aggregate.model import MINUTE_MS, Batch, StaleBatchError, Tally
+from adstream.aggregate.store import SqlCountStore
+from adstream.aggregate.stores import StoreUrlError, open_store
+from tests.integration.postgres_server import PostgresServer
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_790_000_040_000  # a minute boundary
+TOPIC = "ad-events"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlCountStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'counts.db'}"
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+    opened = open_store(url)
+    yield opened
+    opened.close()
+
+
+def _batch(partition: int, first: int, *tallies: Tally) -> Batch:
+    batch = Batch(tallies=list(tallies))
+    for offset in range(first, first + len(tallies)):
+        batch.consumed(TOPIC, partition, offset)
+    return batch
+
+
+def test_counts_and_offsets_commit_together(store: SqlCountStore) -> None:
+    result = store.commit(
+        _batch(
+            0,
+            0,
+            Tally("AD1", T0, 1, 0, "e1"),
+            Tally("AD1", T0, 3, 0, "e2"),
+            Tally("AD1", T0 + MINUTE_MS, 0, 1, "e3"),
+            Tally("AD2", T0, 5, 0, None),
+        )
+    )
+    assert (result.counted, result.duplicates) == (4, 0)
+    assert list(store.totals()) == [
+        ("AD1", T0, 4, 0),
+        ("AD1", T0 + MINUTE_MS, 0, 1),
+        ("AD2", T0, 5, 0),
+    ]
+    assert store.load_offsets(TOPIC) == {0: 4}
+
+
+def test_events_with_a_known_id_are_not_counted_twice(store: SqlCountStore) -> None:
+    store.commit(_batch(0, 0, Tally("AD1", T0, 1, 0, "e1")))
+    result = store.commit(
+        _batch(
+            0,
+            1,
+            Tally("AD1", T0, 1, 0, "e1"),
+            Tally("AD1", T0, 1, 0, "e2"),
+            Tally("AD1", T0, 1, 0, "e2"),
+        )
+    )
+    assert (result.counted, result.duplicates) == (1, 2)
+    assert list(store.totals()) == [("AD1", T0, 2, 0)]
+    assert store.load_offsets(TOPIC) == {0: 4}  # duplicates are consumed all the same
+
+
+def test_events_without_id_count_per_message(store: SqlCountStore) -> None:
+    store.commit(_batch(1, 0, Tally("AD9", T0, 1, 0), Tally("AD9", T0, 1, 0)))
+    assert list(store.totals()) == [("AD9", T0, 2, 0)]
+
+
+def test_a_batch_already_committed_is_refused_and_changes_nothing(store: SqlCountStore) -> None:
+    store.commit(_batch(2, 0, Tally("AD1", T0, 1, 0), Tally("AD1", T0, 1, 0)))
+    with pytest.raises(StaleBatchError, match=r"ad-events\[2\] is committed up to offset 2"):
+        store.commit(_batch(2, 1, Tally("AD1", T0, 7, 0)))
+    assert list(store.totals()) == [("AD1", T0, 2, 0)]
+    assert store.load_offsets(TOPIC) == {2: 2}
+
+
+def test_a_failing_batch_rolls_back_its_offsets(store: SqlCountStore) -> None:
+    bad = Tally("AD2", T0, 2**63, 0, "e-bad")  # too large for BIGINT: fails inside the database
+    with pytest.raises(Exception, match=r"(?i)too large|out of range"):
+        store.commit(_batch(3, 0, Tally("AD1", T0, 1, 0, "e-ok"), bad))
+    assert store.load_offsets(TOPIC) == {}
+    assert list(store.totals()) == []
+    store.commit(_batch(3, 0, Tally("AD1", T0, 1, 0, "e-ok")))  # the id was not kept either
+    assert list(store.totals()) == [("AD1", T0, 1, 0)]
+
+
+def test_stats_and_top(store: SqlCountStore) -> None:
+    store.commit(
+        _batch(
+            0,
+            0,
+            Tally("A", T0, 10, 1),
+            Tally("A", T0 + MINUTE_MS, 5, 0),
+            Tally("B", T0 + MINUTE_MS, 20, 2),
+            Tally("C", T0 - 10 * MINUTE_MS, 99, 0),
+        )
+    )
+    assert [
+        (m.minute, m.impressions, m.clicks) for m in store.stats("A", T0, T0 + 2 * MINUTE_MS)
+    ] == [
+        (T0, 10, 1),
+        (T0 + MINUTE_MS, 5, 0),
+    ]
+    assert store.stats("A", T0 + MINUTE_MS, T0 + 2 * MINUTE_MS)[0].impressions == 5
+    top = store.top(since_ms=T0, limit=2)
+    assert [(t.ad_id, t.impressions, t.clicks) for t in top] == [("B", 20, 2), ("A", 15, 1)]
+
+
+def test_dedupe_window_forgets_old_ids(store: SqlCountStore) -> None:
+    store.dedupe_window_ms = 2 * MINUTE_MS
+    store.commit(_batch(0, 0, Tally("A", T0, 1, 0, "old")))
+    store._last_prune = float("-inf")
+    store.commit(_batch(0, 1, Tally("A", T0 + 5 * MINUTE_MS, 1, 0, "new")))
+    # Past the window the id is forgotten: the documented limit of de-duplication.
+    store.commit(_batch(0, 2, Tally("A", T0, 1, 0, "old")))
+    assert {(a, m): i for a, m, i, _ in store.totals()}[("A", T0)] == 2
+
+
+def test_unknown_database_url_is_explained() -> None:
+    with pytest.raises(StoreUrlError, match="use sqlite:///PATH or postgresql://"):
+        open_store("mysql://localhost/x")
+
+
+def test_postgres_url_round_trip(postgres: PostgresServer) -> None:
+    url = postgres.new_database()
+    first = open_store(url)
+    first.commit(_batch(0, 0, Tally("A", T0, 1, 0, "x")))
+    first.close()
+    again = open_store(url)  # schema creation is idempotent; data is kept
+    assert again.load_offsets(TOPIC) == {0: 1}
+    again.close()
