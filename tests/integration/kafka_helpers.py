@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import ssl
 import struct
@@ -22,9 +23,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def free_base_port(exclude: set[int] = frozenset(), start: int = 29092) -> int:  # type: ignore[assignment]
-    """The first base port whose whole block of listener ports is free."""
-    for base in range(start, 60000, 10):
+def free_base_port(exclude: set[int] = frozenset(), start: int | None = None) -> int:  # type: ignore[assignment]
+    """A base port whose whole block of listener ports is free.
+
+    The search starts at a random place so that test runs side by side (a developer's
+    and a colleague's on one machine) rarely race for the same block.
+    """
+    first = start if start is not None else random.randrange(20000, 40000, 10)
+    for base in [*range(first, 60000, 10), *range(20000, first, 10)]:
         ports = Ports(base).all().values()
         if not set(ports) & exclude and all(port_free(p) for p in ports):
             return base

@@ -12,9 +12,9 @@ def load_settings(path: Path | None = None) -> KafkaSettings:
     """Settings from `path` (`*.properties`: Java format; else dotenv with `ADSTREAM_KAFKA_*`
     keys, which environment variables override) or, without a path, from the environment."""
     if path is None:
-        return KafkaSettings()  # type: ignore[call-arg]  # values come from the environment
+        return KafkaSettings()  # values come from the environment
     if path.suffix == ".properties":
         return from_java_properties(path)
     if not path.is_file():
         raise FileNotFoundError(f"settings file {path} does not exist")
-    return KafkaSettings(_env_file=path)  # type: ignore[call-arg]
+    return KafkaSettings(_env_file=path)

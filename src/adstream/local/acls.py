@@ -1,7 +1,8 @@
 """Topics and ACLs of the local broker, as data, applied through the Kafka Admin API.
 
 Least privilege, as on MSK with ACLs: the API writes ``ad-events``; the aggregator
-reads it with its own consumer group. The plaintext listener's principal is
+reads it with its own consumer group and writes what it cannot parse to
+``ad-events.dlq``. The plaintext listener's principal is
 ``User:ANONYMOUS``; for local development only it may use ``ad-events`` and
 groups prefixed ``adstream-dev``. Never grant ANONYMOUS anything on MSK.
 """
@@ -25,6 +26,9 @@ from confluent_kafka.admin import (
 
 AD_EVENTS_TOPIC = "ad-events"
 AD_EVENTS_PARTITIONS = 6
+DEAD_LETTER_TOPIC = "ad-events.dlq"
+TOPICS: dict[str, int] = {AD_EVENTS_TOPIC: AD_EVENTS_PARTITIONS, DEAD_LETTER_TOPIC: 3}
+"""Topic name -> partition count; replication factor 1 on the single local node."""
 AGGREGATOR_GROUP = "adstream-aggregator"
 DEV_GROUP_PREFIX = "adstream-dev"
 
@@ -51,14 +55,17 @@ class Grant:
         )
 
 
-def _topic(principal: str, *ops: AclOperation) -> list[Grant]:
-    return [Grant(principal, op, ResourceType.TOPIC, AD_EVENTS_TOPIC) for op in ops]
+def _topic(principal: str, *ops: AclOperation, topic: str = AD_EVENTS_TOPIC) -> list[Grant]:
+    return [Grant(principal, op, ResourceType.TOPIC, topic) for op in ops]
 
 
 LOCAL_GRANTS: tuple[Grant, ...] = (
     *_topic("adstream-api", AclOperation.WRITE, AclOperation.DESCRIBE),
     *_topic("adstream-aggregator", AclOperation.READ, AclOperation.DESCRIBE),
     Grant("adstream-aggregator", AclOperation.READ, ResourceType.GROUP, AGGREGATOR_GROUP),
+    *_topic(
+        "adstream-aggregator", AclOperation.WRITE, AclOperation.DESCRIBE, topic=DEAD_LETTER_TOPIC
+    ),
     *_topic("ANONYMOUS", AclOperation.WRITE, AclOperation.READ, AclOperation.DESCRIBE),
     Grant(
         "ANONYMOUS",
@@ -71,13 +78,11 @@ LOCAL_GRANTS: tuple[Grant, ...] = (
 
 
 def provision(admin: AdminClient, timeout: float = 30.0) -> None:
-    """Create ``ad-events`` if missing and apply the grants (both idempotent)."""
+    """Create the missing topics and apply the grants (both idempotent)."""
     existing = admin.list_topics(timeout=timeout).topics
-    if AD_EVENTS_TOPIC not in existing:
-        futures = admin.create_topics(
-            [NewTopic(AD_EVENTS_TOPIC, AD_EVENTS_PARTITIONS, 1)], request_timeout=timeout
-        )
-        for future in futures.values():
+    missing = [NewTopic(name, count, 1) for name, count in TOPICS.items() if name not in existing]
+    if missing:
+        for future in admin.create_topics(missing, request_timeout=timeout).values():
             try:
                 future.result(timeout)
             except KafkaException as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from adstream.kafka.settings import KafkaSettings, SecurityMode
 from adstream.local.layout import BrokerLayout, Listener, Ports
 from adstream.local.secrets import LocalSecrets
 
@@ -52,6 +53,20 @@ def librdkafka_config(
             "sasl.password": secrets.scram_password(principal),
         }
     raise ValueError(f"clients do not connect to the {listener} listener")
+
+
+def local_kafka_settings(
+    layout: BrokerLayout, ports: Ports, principal: str, client_id: str | None = None
+) -> KafkaSettings:
+    """Mutual TLS settings for ``principal`` on the local broker: the MSK-like default path."""
+    return KafkaSettings(
+        bootstrap_servers=(ports.bootstrap(Listener.SSL),),
+        security=SecurityMode.MTLS,
+        ca_file=layout.ca_pem(),
+        cert_file=layout.cert_pem(principal),
+        key_file=layout.key_pem(principal),
+        client_id=client_id or principal,
+    )
 
 
 def java_client_properties(

@@ -1,0 +1,38 @@
+"""Which Kafka settings a service uses when the user names none: the local broker, over mTLS.
+
+Order: ``--kafka-config FILE``; else ``ADSTREAM_KAFKA_*`` variables when
+``ADSTREAM_KAFKA_BOOTSTRAP_SERVERS`` is set; else the local broker of
+``adstream kafka up`` (its state directory and running ports), authenticated with
+the principal's client certificate — the same path as mutual TLS on MSK.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from adstream.kafka.load import load_settings
+from adstream.kafka.settings import KafkaSettings
+from adstream.local.broker import RunningState
+from adstream.local.client_configs import local_kafka_settings
+from adstream.local.layout import BrokerLayout, Ports
+from adstream.local.settings import LocalKafkaSettings
+
+
+class NoKafkaSettingsError(RuntimeError):
+    """Nothing says where Kafka is: no file, no environment, no local broker."""
+
+
+def service_settings(kafka_config: Path | None, principal: str) -> KafkaSettings:
+    if kafka_config is not None or os.environ.get("ADSTREAM_KAFKA_BOOTSTRAP_SERVERS"):
+        return load_settings(kafka_config)
+    local = LocalKafkaSettings()
+    layout = BrokerLayout.at(local.dir)
+    if not layout.cert_pem(principal).exists():
+        raise NoKafkaSettingsError(
+            f"no Kafka settings: pass --kafka-config FILE, set ADSTREAM_KAFKA_BOOTSTRAP_SERVERS, "
+            f"or start the local broker with `adstream kafka up` (nothing in {layout.root})"
+        )
+    state = RunningState.read(layout.state_file)
+    ports = Ports(state.base_port if state else local.base_port)
+    return local_kafka_settings(layout, ports, principal)

@@ -1,0 +1,69 @@
+"""A private topic, dead-letter topic and group per test, granted to the aggregator principal."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AclOperation, NewTopic, ResourceType
+
+from adstream.aggregate.consumer import AggregatorConfig
+from adstream.events.model import AdEvent, EventType
+from adstream.events.wire import headers, key, value
+from adstream.local.acls import Grant
+from adstream.local.broker import LocalBroker
+from adstream.local.client_configs import librdkafka_config
+from adstream.local.layout import Listener
+
+AGGREGATOR = "adstream-aggregator"
+
+
+@dataclass(frozen=True)
+class PrivateTopic:
+    topic: str
+    dead_letters: str
+    group: str
+
+    def config(self, **changes: object) -> AggregatorConfig:
+        base = AggregatorConfig(
+            topic=self.topic, dead_letter_topic=self.dead_letters, group=self.group
+        )
+        return AggregatorConfig(**{**base.__dict__, **changes})
+
+
+def private_topic(broker: LocalBroker, partitions: int = 3) -> PrivateTopic:
+    name = f"agg-{uuid.uuid4().hex[:10]}"
+    created = PrivateTopic(name, f"{name}.dlq", f"{name}-group")
+    admin = broker.admin()
+    new = [NewTopic(created.topic, partitions, 1), NewTopic(created.dead_letters, 1, 1)]
+    for future in admin.create_topics(new).values():
+        future.result(30)
+    grants = [
+        Grant(AGGREGATOR, AclOperation.READ, ResourceType.TOPIC, created.topic),
+        Grant(AGGREGATOR, AclOperation.DESCRIBE, ResourceType.TOPIC, created.topic),
+        Grant(AGGREGATOR, AclOperation.WRITE, ResourceType.TOPIC, created.dead_letters),
+        Grant(AGGREGATOR, AclOperation.DESCRIBE, ResourceType.TOPIC, created.dead_letters),
+        Grant(AGGREGATOR, AclOperation.READ, ResourceType.GROUP, created.group),
+    ]
+    for future in admin.create_acls([g.binding() for g in grants]).values():
+        future.result(30)
+    return created
+
+
+def admin_producer(broker: LocalBroker) -> Producer:
+    config = librdkafka_config(broker.layout, broker.ports, Listener.SSL, principal="admin")
+    return Producer({**config, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+
+
+def event(ad_id: str, ts: int, *, click: bool = False, impressions: int = 1) -> AdEvent:
+    from adstream.events.ids import uuid7
+
+    kind = EventType.CLICK if click else EventType.IMPRESSION
+    return AdEvent.create(
+        event_id=uuid7(), ad_id=ad_id, type=kind, timestamp=ts, impressions=impressions
+    )
+
+
+def send_event(producer: Producer, topic: str, ad_event: AdEvent) -> None:
+    producer.produce(topic, key=key(ad_event), value=value(ad_event), headers=headers(ad_event))
