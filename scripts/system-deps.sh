@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs for real: PostgreSQL for the aggregator
-# store tests. Java 17+ and Maven are checked, not installed
-# here: `adstream kafka install` explains what is missing. Debian/Ubuntu (apt-get) only.
+# store tests, Chromium for the dashboard's browser test. Java 17+ and Maven are checked, not
+# installed here: `adstream kafka install` explains what is missing. Debian/Ubuntu only.
 set -euo pipefail
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AclOperation, NewTopic, ResourceType
 
-from adstream.aggregate.consumer import AggregatorConfig
+from adstream.aggregate.consumer import Aggregator, AggregatorConfig
+from adstream.aggregate.dead_letters import DeadLetters
+from adstream.aggregate.metrics import AggregatorMetrics
+from adstream.aggregate.store import SqlCountStore
 from adstream.events.model import AdEvent, EventType
 from adstream.events.wire import headers, key, value
+from adstream.kafka.factory import make_consumer, make_producer
 from adstream.local.acls import Grant
 from adstream.local.broker import LocalBroker
-from adstream.local.client_configs import librdkafka_config
+from adstream.local.client_configs import librdkafka_config, local_kafka_settings
 from adstream.local.layout import Listener
 
 AGGREGATOR = "adstream-aggregator"
@@ -67,3 +74,33 @@ def event(ad_id: str, ts: int, *, click: bool = False, impressions: int = 1) -> 
 
 def send_event(producer: Producer, topic: str, ad_event: AdEvent) -> None:
     producer.produce(topic, key=key(ad_event), value=value(ad_event), headers=headers(ad_event))
+
+
+class RunningAggregator:
+    """An in-process aggregator on a thread, as the ``aggregate`` command wires it."""
+
+    def __init__(self, broker: LocalBroker, topic: PrivateTopic, store: SqlCountStore) -> None:
+        settings = local_kafka_settings(broker.layout, broker.ports, AGGREGATOR)
+        self.metrics = AggregatorMetrics()
+        consumer = make_consumer(settings, topic.group, {"auto.offset.reset": "earliest"})
+        letters = DeadLetters(make_producer(settings), topic.dead_letters)
+        self.aggregator = Aggregator(consumer, store, letters, self.metrics, topic.config())
+        self.thread = threading.Thread(target=self.aggregator.run, daemon=True)
+
+    def __enter__(self) -> RunningAggregator:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.aggregator.stop()
+        self.thread.join(30)
+
+    def counted(self, outcome: str) -> float:
+        return self.metrics.events.labels(outcome)._value.get()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,23 +9,21 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from adstream.aggregate.consumer import Aggregator
-from adstream.aggregate.dead_letters import REASON_HEADER, DeadLetters
-from adstream.aggregate.metrics import AggregatorMetrics
+from adstream.aggregate.dead_letters import REASON_HEADER
 from adstream.aggregate.model import MINUTE_MS
 from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.stores import open_store
-from adstream.kafka.factory import make_consumer, make_producer
 from adstream.local.broker import LocalBroker
-from adstream.local.client_configs import librdkafka_config, local_kafka_settings
+from adstream.local.client_configs import librdkafka_config
 from adstream.local.layout import Listener
 from tests.integration.aggregate_helpers import (
-    AGGREGATOR,
     PrivateTopic,
+    RunningAggregator,
     admin_producer,
     event,
     private_topic,
     send_event,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -46,36 +43,6 @@ def store(tmp_path: Path) -> Iterator[SqlCountStore]:
     opened.close()
 
 
-class Running:
-    """An in-process aggregator on a thread, as the ``aggregate`` command wires it."""
-
-    def __init__(self, broker: LocalBroker, topic: PrivateTopic, store: SqlCountStore) -> None:
-        settings = local_kafka_settings(broker.layout, broker.ports, AGGREGATOR)
-        self.metrics = AggregatorMetrics()
-        consumer = make_consumer(settings, topic.group, {"auto.offset.reset": "earliest"})
-        letters = DeadLetters(make_producer(settings), topic.dead_letters)
-        self.aggregator = Aggregator(consumer, store, letters, self.metrics, topic.config())
-        self.thread = threading.Thread(target=self.aggregator.run, daemon=True)
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.aggregator.stop()
-        self.thread.join(30)
-
-    def counted(self, outcome: str) -> float:
-        return self.metrics.events.labels(outcome)._value.get()
-
-
-def _wait(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def test_counts_impressions_and_clicks_per_ad_and_minute(
     broker: LocalBroker, topic: PrivateTopic, store: SqlCountStore
 ) -> None:
@@ -92,8 +59,8 @@ def test_counts_impressions_and_clicks_per_ad_and_minute(
     # A late event for an earlier minute updates that minute.
     send_event(producer, topic.topic, event("AD1", T0 - MINUTE_MS + 59_999))
     assert producer.flush(20) == 0
-    with Running(broker, topic, store) as running:
-        _wait(lambda: running.counted("counted") + running.counted("duplicate") == 6)
+    with RunningAggregator(broker, topic, store) as running:
+        wait_until(lambda: running.counted("counted") + running.counted("duplicate") == 6)
     assert list(store.totals()) == [
         ("AD1", T0 - MINUTE_MS, 1, 0),
         ("AD1", T0, 5, 1),
@@ -115,8 +82,8 @@ def test_seed_format_events_are_counted(
             headers=[("__TypeId__", b"com.example.ads.AdEvent")],
         )
     assert producer.flush(20) == 0
-    with Running(broker, topic, store) as running:
-        _wait(lambda: running.counted("counted") == 2)
+    with RunningAggregator(broker, topic, store) as running:
+        wait_until(lambda: running.counted("counted") == 2)
     assert list(store.totals()) == [("AD123", T0, 2000, 0)]
 
 
@@ -135,8 +102,8 @@ def test_bad_records_go_to_the_dead_letter_topic_with_the_reason(
         producer.produce(topic.topic, key=b"k", value=value)
     send_event(producer, topic.topic, event("AD7", T0))
     assert producer.flush(20) == 0
-    with Running(broker, topic, store) as running:
-        _wait(
+    with RunningAggregator(broker, topic, store) as running:
+        wait_until(
             lambda: running.counted("dead_letter") == len(bad) and running.counted("counted") == 1
         )
     assert list(store.totals()) == [("AD7", T0, 1, 0)]

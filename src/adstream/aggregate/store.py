@@ -197,6 +197,16 @@ class SqlCountStore(ABC):
             )
             return [AdTotal(str(a), int(i), int(c)) for a, i, c in cur.fetchall()]
 
+    def grand_totals(self) -> tuple[int, int, int]:
+        """All impressions, all clicks and the number of ads counted so far."""
+        with self.reading() as cur:
+            cur.execute(
+                "SELECT COALESCE(SUM(impressions), 0), COALESCE(SUM(clicks), 0), "
+                "COUNT(DISTINCT ad_id) FROM ad_counts"
+            )
+            imps, clicks, ads = cur.fetchone()
+        return int(imps), int(clicks), int(ads)
+
     def totals(self) -> Iterator[tuple[str, int, int, int]]:
         """Every bucket (ad, minute, impressions, clicks): for tests and exports."""
         with self.reading() as cur:

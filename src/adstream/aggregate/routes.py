@@ -1,0 +1,72 @@
+"""HTTP routes of the counts: per-ad stats, top ads, totals and the live dashboard."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from adstream.aggregate.dashboard import DASHBOARD_HTML
+from adstream.aggregate.queries import CountQueries, InvalidRangeError
+from adstream.aggregate.store import SqlCountStore
+from adstream.events.model import AD_ID_PATTERN
+
+router = APIRouter(tags=["stats"])
+
+AdIdPath = Annotated[str, Path(pattern=AD_ID_PATTERN, description="The ad's id")]
+
+
+def _queries(request: Request) -> CountQueries:
+    queries: CountQueries | None = getattr(request.app.state, "counts", None)
+    if queries is None:
+        raise HTTPException(503, "no count database configured for this API")
+    return queries
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@router.get("/ads/top", summary="Ads with the most impressions in the last N minutes")
+async def top_ads(
+    request: Request,
+    minutes: Annotated[int, Query(ge=1, le=1440)] = 60,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict[str, Any]:
+    return await run_in_threadpool(_queries(request).top_ads, minutes, limit, _now_ms())
+
+
+@router.get("/ads/{adId}/stats", summary="Impressions and clicks of one ad per minute")
+async def ad_stats(
+    request: Request,
+    adId: AdIdPath,  # noqa: N803 - the seed's name for it
+    start: Annotated[
+        str | None, Query(alias="from", description="epoch ms or ISO-8601; default: to - 1 h")
+    ] = None,
+    end: Annotated[
+        str | None, Query(alias="to", description="epoch ms or ISO-8601; default: now")
+    ] = None,
+) -> dict[str, Any]:
+    try:
+        return await run_in_threadpool(_queries(request).ad_stats, adId, start, end, _now_ms())
+    except InvalidRangeError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+@router.get("/stats/totals", summary="All impressions and clicks counted so far")
+async def totals(request: Request) -> dict[str, int]:
+    return await run_in_threadpool(_queries(request).totals)
+
+
+@router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+async def dashboard() -> HTMLResponse:
+    return HTMLResponse(DASHBOARD_HTML, headers={"Cache-Control": "no-cache"})
+
+
+def install_stats(app: FastAPI, store: SqlCountStore) -> None:
+    """Serve the count queries of ``store`` from ``app``."""
+    app.state.counts = CountQueries(store)
+    app.include_router(router)
