@@ -11,13 +11,11 @@ from dataclasses import dataclass
 from confluent_kafka import Producer
 from confluent_kafka.admin import AclOperation, NewTopic, ResourceType
 
-from adstream.aggregate.consumer import Aggregator, AggregatorConfig
-from adstream.aggregate.dead_letters import DeadLetters
-from adstream.aggregate.metrics import AggregatorMetrics
+from adstream.aggregate.consumer import AggregatorConfig
+from adstream.aggregate.service import build_aggregator
 from adstream.aggregate.store import SqlCountStore
 from adstream.events.model import AdEvent, EventType
 from adstream.events.wire import headers, key, value
-from adstream.kafka.factory import make_consumer, make_producer
 from adstream.local.acls import Grant
 from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import librdkafka_config, local_kafka_settings
@@ -81,10 +79,8 @@ class RunningAggregator:
 
     def __init__(self, broker: LocalBroker, topic: PrivateTopic, store: SqlCountStore) -> None:
         settings = local_kafka_settings(broker.layout, broker.ports, AGGREGATOR)
-        self.metrics = AggregatorMetrics()
-        consumer = make_consumer(settings, topic.group, {"auto.offset.reset": "earliest"})
-        letters = DeadLetters(make_producer(settings), topic.dead_letters)
-        self.aggregator = Aggregator(consumer, store, letters, self.metrics, topic.config())
+        self.aggregator = build_aggregator(settings, store, topic.config(), stats_interval_ms=500)
+        self.metrics = self.aggregator.metrics
         self.thread = threading.Thread(target=self.aggregator.run, daemon=True)
 
     def __enter__(self) -> RunningAggregator:

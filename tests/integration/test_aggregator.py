@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client import generate_latest
 
 from adstream.aggregate.dead_letters import REASON_HEADER
 from adstream.aggregate.model import MINUTE_MS
@@ -68,6 +69,27 @@ def test_counts_impressions_and_clicks_per_ad_and_minute(
     ]
     assert running.counted("duplicate") == 1
     assert store.load_offsets(topic.topic) == _end_offsets(broker, topic.topic)
+
+
+def test_metrics_report_consumer_lag_per_partition(
+    broker: LocalBroker, topic: PrivateTopic, store: SqlCountStore
+) -> None:
+    producer = admin_producer(broker)
+    for i in range(30):
+        send_event(producer, topic.topic, event(f"AD{i}", T0))
+    assert producer.flush(20) == 0
+    with RunningAggregator(broker, topic, store) as running:
+        wait_until(lambda: running.counted("counted") == 30)
+
+        def lags() -> dict[str, float]:
+            samples = running.metrics.lag.collect()[0].samples
+            return {
+                s.labels["partition"]: s.value for s in samples if s.labels["topic"] == topic.topic
+            }
+
+        wait_until(lambda: len(lags()) == 3 and set(lags().values()) == {0.0}, timeout=15)
+    text = generate_latest(running.metrics.registry).decode()
+    assert 'adstream_aggregator_events_total{outcome="counted"} 30.0' in text
 
 
 def test_seed_format_events_are_counted(

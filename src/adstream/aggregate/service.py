@@ -11,11 +11,34 @@ from prometheus_client import start_http_server
 from adstream.aggregate.consumer import Aggregator, AggregatorConfig
 from adstream.aggregate.dead_letters import DeadLetters
 from adstream.aggregate.metrics import AggregatorMetrics
+from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.stores import open_store
 from adstream.kafka.factory import make_consumer, make_producer
 from adstream.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+
+def build_aggregator(
+    settings: KafkaSettings,
+    store: SqlCountStore,
+    config: AggregatorConfig,
+    metrics: AggregatorMetrics | None = None,
+    stats_interval_ms: int = 5000,
+) -> Aggregator:
+    """Wire the consumer, the dead-letter producer and the metrics around ``store``."""
+    metrics = metrics or AggregatorMetrics()
+    overrides: dict[str, object] = {
+        "auto.offset.reset": "earliest",  # a new group counts everything retained
+        "isolation.level": "read_committed",
+        "statistics.interval.ms": stats_interval_ms,  # consumer lag for the metrics
+        "stats_cb": metrics.on_stats,
+    }
+    if config.instance_id:
+        overrides["group.instance.id"] = config.instance_id
+    consumer = make_consumer(settings, config.group, overrides)
+    dead_letters = DeadLetters(make_producer(settings), config.dead_letter_topic)
+    return Aggregator(consumer, store, dead_letters, metrics, config)
 
 
 def run_aggregator(
@@ -26,19 +49,8 @@ def run_aggregator(
     metrics_port: int | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT; the batch in flight is committed before the exit."""
-    metrics = AggregatorMetrics()
     store = open_store(db_url)
-    overrides: dict[str, object] = {
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
-        "statistics.interval.ms": 5000,
-        "stats_cb": metrics.on_stats,
-    }
-    if config.instance_id:
-        overrides["group.instance.id"] = config.instance_id
-    consumer = make_consumer(settings, config.group, overrides)
-    dead_letters = DeadLetters(make_producer(settings), config.dead_letter_topic)
-    aggregator = Aggregator(consumer, store, dead_letters, metrics, config)
+    aggregator = build_aggregator(settings, store, config)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: finishing the current batch", signum)
@@ -47,7 +59,7 @@ def run_aggregator(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if metrics_port is not None:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        start_http_server(metrics_port, addr="127.0.0.1", registry=aggregator.metrics.registry)
     where = db_url.rsplit("@", 1)[-1]  # no credentials in logs
     log.info("aggregating %s into %s as group %s", config.topic, where, config.group)
     try:
