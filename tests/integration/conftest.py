@@ -16,8 +16,8 @@ import pytest
 from adstream.local.broker import LocalBroker
 from adstream.local.jars import ensure_kafka_jars
 from adstream.local.layout import BrokerLayout
+from adstream.local.postgres import PostgresServer, running_postgres
 from tests.integration.kafka_helpers import free_base_port
-from tests.integration.postgres_server import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from adstream.aggregate.model import MINUTE_MS, Batch, StaleBatchError, Tally
 from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.stores import StoreUrlError, open_store
-from tests.integration.postgres_server import PostgresServer
+from adstream.local.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,8 @@
-"""A real PostgreSQL server for the tests, from the Debian packages, in a temporary folder.
+"""A throwaway PostgreSQL server from the Debian packages, in a temporary folder.
 
-initdb refuses to run as root, so under root (as in CI) the server runs as the
-``postgres`` user that the Debian package creates.
+For tests and benchmarks of the PostgreSQL count store. initdb refuses to run as
+root, so under root (as in CI) the server runs as the ``postgres`` user that the
+Debian package creates. Trust authentication, loopback only.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -19,7 +21,13 @@ from pathlib import Path
 
 import psycopg
 
-from tests.integration.kafka_helpers import free_port
+from adstream.local.layout import LISTEN_HOST
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LISTEN_HOST, 0))
+        return int(sock.getsockname()[1])
 
 
 def _bin_dir() -> Path:
@@ -42,7 +50,7 @@ class PostgresServer:
         """A fresh, empty database; its URL."""
         name = f"t_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+            conn.execute(f"CREATE DATABASE {name}")  # name is ours: t_ + hex
         return self.url(name)
 
 
@@ -59,11 +67,14 @@ def running_postgres() -> Iterator[PostgresServer]:
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         os.chown(root, owner.pw_uid, owner.pw_gid)
-    server = PostgresServer(root, free_port())
+    server = PostgresServer(root, _free_port())
     data = root / "data"
-    run = lambda *cmd: subprocess.run(  # noqa: E731
-        _as_server_user([str(c) for c in cmd]), check=True, capture_output=True, timeout=120
-    )
+
+    def run(*cmd: object) -> None:
+        subprocess.run(
+            _as_server_user([str(c) for c in cmd]), check=True, capture_output=True, timeout=120
+        )
+
     run(bindir / "initdb", "-D", data, "-A", "trust", "-U", server.user, "--no-sync")
     options = f"-c listen_addresses=127.0.0.1 -p {server.port} -k {root} -c max_connections=50"
     run(bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-o", options, "-w", "start")

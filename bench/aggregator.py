@@ -1,0 +1,122 @@
+"""Aggregator throughput, exactly-once into SQLite and PostgreSQL, on this machine.
+
+    .venv/bin/python bench/aggregator.py [--events 200000] [--batch-size 5000]
+
+Starts its own local broker (a fresh state directory, free ports) and PostgreSQL
+server, produces the events to ``ad-events`` first, then times the aggregator from
+its first committed batch to the last: events/s counted, with offsets and event ids
+committed in the same transaction. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from adstream.aggregate.consumer import AggregatorConfig
+from adstream.aggregate.service import build_aggregator
+from adstream.aggregate.stores import open_store
+from adstream.events.ids import uuid7
+from adstream.events.model import AdEvent, EventType
+from adstream.events.wire import headers, key, value
+from adstream.local.broker import LocalBroker, port_free
+from adstream.local.client_configs import librdkafka_config, local_kafka_settings
+from adstream.local.jars import ensure_kafka_jars
+from adstream.local.layout import BrokerLayout, Listener, Ports
+from adstream.local.postgres import running_postgres
+
+
+def free_base() -> int:
+    for base in range(random.randrange(41000, 50000, 10), 60000, 10):
+        if all(port_free(p) for p in Ports(base).all().values()):
+            return base
+    raise RuntimeError("no free ports")
+
+
+def produce(broker: LocalBroker, count: int) -> None:
+    config = librdkafka_config(broker.layout, broker.ports, Listener.SSL, principal="admin")
+    producer = Producer({**config, "linger.ms": 20, "compression.type": "lz4", "acks": "all"})
+    now = time.time_ns() // 1_000_000
+    for i in range(count):
+        kind = EventType.CLICK if i % 50 == 0 else EventType.IMPRESSION
+        event = AdEvent.create(
+            event_id=uuid7(), ad_id=f"AD{i % 1000}", type=kind, timestamp=now - i % 600_000
+        )
+        while True:
+            try:
+                producer.produce(
+                    "ad-events", key=key(event), value=value(event), headers=headers(event)
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+    producer.flush(120)
+
+
+def run_once(
+    broker: LocalBroker, db_url: str, events: int, batch_size: int
+) -> tuple[float, int, int]:
+    """(seconds, events timed, events counted in the database)."""
+    store = open_store(db_url)
+    config = AggregatorConfig(batch_size=batch_size, group="adstream-aggregator")
+    settings = local_kafka_settings(broker.layout, broker.ports, "adstream-aggregator")
+    aggregator = build_aggregator(settings, store, config)
+    seen = {"n": 0, "first": 0.0, "last": 0.0, "first_n": 0}
+
+    def on_batch(n: int) -> None:
+        # Timed from the end of the first batch (after the group join) to the end of the last.
+        if seen["n"] == 0:
+            seen["first"], seen["first_n"] = time.perf_counter(), n
+        seen["n"] += n
+        seen["last"] = time.perf_counter()
+        if seen["n"] >= events:
+            aggregator.stop()
+
+    thread = threading.Thread(target=aggregator.run, kwargs={"on_batch": on_batch})
+    thread.start()
+    thread.join(600)
+    counted = sum(i + c for _, _, i, c in store.totals())
+    store.close()
+    return seen["last"] - seen["first"], int(seen["n"] - seen["first_n"]), counted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="adstream-bench-") as tmp:
+        broker = LocalBroker(
+            BrokerLayout.at(Path(tmp) / "kafka"), ensure_kafka_jars(), base_port=free_base()
+        )
+        broker.up()
+        try:
+            started = time.perf_counter()
+            produce(broker, args.events)
+            print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f}s")
+            rows = []
+            with running_postgres() as postgres:
+                for name, url in [
+                    ("SQLite (WAL, synchronous=FULL)", f"sqlite:///{tmp}/counts.db"),
+                    ("PostgreSQL 15 (local)", postgres.new_database()),
+                ]:
+                    # A new consumer group per database: each run reads the topic from the start.
+                    seconds, timed, counted = run_once(broker, url, args.events, args.batch_size)
+                    assert counted == args.events, (counted, args.events)
+                    rows.append((name, args.events, seconds, timed / seconds))
+        finally:
+            broker.down()
+    print(f"\n| store | events | seconds | events/s (batch {args.batch_size}) |")
+    print("|---|---:|---:|---:|")
+    for name, n, seconds, rate in rows:
+        print(f"| {name} | {n:,} | {seconds:.2f} | {rate:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
