@@ -7,7 +7,9 @@ and are tested without HTTP.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from adstream.aggregate.model import MINUTE_MS
@@ -40,14 +42,17 @@ def parse_instant(value: str) -> int:
     return int(parsed.timestamp() * 1000)
 
 
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 @dataclass(frozen=True)
 class CountQueries:
     store: SqlCountStore
+    clock: Callable[[], int] = field(default=wall_clock_ms)
 
-    def ad_stats(
-        self, ad_id: str, start: str | None, end: str | None, now_ms: int
-    ) -> dict[str, Any]:
-        end_ms = parse_instant(end) if end else now_ms
+    def ad_stats(self, ad_id: str, start: str | None, end: str | None) -> dict[str, Any]:
+        end_ms = parse_instant(end) if end else self.clock()
         start_ms = parse_instant(start) if start else end_ms - DEFAULT_RANGE_MS
         if start_ms >= end_ms:
             raise InvalidRangeError("'from' must be before 'to'")
@@ -68,7 +73,8 @@ class CountQueries:
             },
         }
 
-    def top_ads(self, minutes: int, limit: int, now_ms: int) -> dict[str, Any]:
+    def top_ads(self, minutes: int, limit: int) -> dict[str, Any]:
+        now_ms = self.clock()
         current_minute = now_ms - now_ms % MINUTE_MS
         since = current_minute - (minutes - 1) * MINUTE_MS
         return {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from adstream.aggregate.dashboard import DASHBOARD_HTML
-from adstream.aggregate.queries import CountQueries, InvalidRangeError
+from adstream.aggregate.queries import CountQueries, InvalidRangeError, wall_clock_ms
 from adstream.aggregate.store import SqlCountStore
 from adstream.events.model import AD_ID_PATTERN
 
@@ -26,17 +26,13 @@ def _queries(request: Request) -> CountQueries:
     return queries
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 @router.get("/ads/top", summary="Ads with the most impressions in the last N minutes")
 async def top_ads(
     request: Request,
     minutes: Annotated[int, Query(ge=1, le=1440)] = 60,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
-    return await run_in_threadpool(_queries(request).top_ads, minutes, limit, _now_ms())
+    return await run_in_threadpool(_queries(request).top_ads, minutes, limit)
 
 
 @router.get("/ads/{adId}/stats", summary="Impressions and clicks of one ad per minute")
@@ -51,7 +47,7 @@ async def ad_stats(
     ] = None,
 ) -> dict[str, Any]:
     try:
-        return await run_in_threadpool(_queries(request).ad_stats, adId, start, end, _now_ms())
+        return await run_in_threadpool(_queries(request).ad_stats, adId, start, end)
     except InvalidRangeError as exc:
         raise HTTPException(422, str(exc)) from exc
 
@@ -66,7 +62,9 @@ async def dashboard() -> HTMLResponse:
     return HTMLResponse(DASHBOARD_HTML, headers={"Cache-Control": "no-cache"})
 
 
-def install_stats(app: FastAPI, store: SqlCountStore) -> None:
+def install_stats(
+    app: FastAPI, store: SqlCountStore, clock: Callable[[], int] | None = None
+) -> None:
     """Serve the count queries of ``store`` from ``app``."""
-    app.state.counts = CountQueries(store)
+    app.state.counts = CountQueries(store, clock or wall_clock_ms)
     app.include_router(router)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from adstream.aggregate.model import MINUTE_MS, Batch, Tally, minute_of
 from adstream.aggregate.routes import install_stats
 from adstream.aggregate.stores import open_store
 
-NOW = time.time_ns() // 1_000_000
-THIS_MINUTE = minute_of(NOW)
 T0 = 1_790_000_040_000
+NOW = T0 + 120 * MINUTE_MS + 30_000  # the API's clock in these tests
+THIS_MINUTE = minute_of(NOW)
 
 
 @pytest.fixture
@@ -35,7 +34,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     batch.consumed("ad-events", 0, 0)
     store.commit(batch)
     app = FastAPI()
-    install_stats(app, store)
+    install_stats(app, store, clock=lambda: NOW)
     with TestClient(app) as test_client:
         yield test_client
     store.close()
