@@ -1,0 +1,127 @@
+"""`AdEvent`, the one event type from the HTTP route to the database, and its validation.
+
+Field names follow the seed's Kotlin `data class AdEvent(adId, timestamp, impressions)`,
+plus `eventId` (for de-duplication) and `type` (impression or click).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+AD_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+_AD_ID = re.compile(AD_ID_PATTERN)
+MAX_IMPRESSIONS = 1_000_000
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+class EventType(StrEnum):
+    IMPRESSION = "impression"
+    CLICK = "click"
+
+
+_TYPES = frozenset(t.value for t in EventType)
+
+
+class InvalidEventError(ValueError):
+    """An event field is invalid; `errors` maps field name to reason."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def valid_ad_id(ad_id: object) -> bool:
+    return isinstance(ad_id, str) and _AD_ID.fullmatch(ad_id) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class AdEvent:
+    """One ad event. Construct through `AdEvent.create` or `from_dict` to get validation."""
+
+    event_id: uuid.UUID
+    ad_id: str
+    type: EventType
+    timestamp: int
+    impressions: int = 1
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        event_id: uuid.UUID,
+        ad_id: str,
+        type: EventType,
+        timestamp: int,
+        impressions: int = 1,
+    ) -> AdEvent:
+        errors = _check(ad_id, timestamp, impressions)
+        if errors:
+            raise InvalidEventError(errors)
+        return cls(event_id, ad_id, type, timestamp, impressions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: the seed's camelCase names."""
+        return {
+            "eventId": str(self.event_id),
+            "type": self.type.value,
+            "adId": self.ad_id,
+            "timestamp": self.timestamp,
+            "impressions": self.impressions,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> AdEvent:
+        """Parse the wire form; raises `InvalidEventError` listing every bad field."""
+        if not isinstance(data, dict):
+            raise InvalidEventError({"$": "must be a JSON object"})
+        errors: dict[str, str] = {}
+        unknown = set(data) - {"eventId", "type", "adId", "timestamp", "impressions"}
+        if unknown:
+            errors["$"] = f"unknown fields: {', '.join(sorted(map(str, unknown)))}"
+        event_id = _parse_uuid(data.get("eventId"), errors)
+        event_type = _parse_type(data.get("type"), errors)
+        ad_id, timestamp = data.get("adId"), data.get("timestamp")
+        impressions = data.get("impressions", 1)
+        errors.update(_check(ad_id, timestamp, impressions))
+        if errors or event_id is None or event_type is None:
+            raise InvalidEventError(errors or {"$": "invalid"})
+        assert isinstance(ad_id, str)
+        assert isinstance(timestamp, int)
+        assert isinstance(impressions, int)
+        return cls(event_id, ad_id, event_type, timestamp, impressions)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(ad_id: object, timestamp: object, impressions: object) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not valid_ad_id(ad_id):
+        errors["adId"] = f"must match {AD_ID_PATTERN}"
+    if not _is_int(timestamp) or not 0 <= timestamp <= MAX_TIMESTAMP_MS:  # type: ignore[operator]
+        errors["timestamp"] = "must be epoch milliseconds (integer >= 0)"
+    if not _is_int(impressions) or not 1 <= impressions <= MAX_IMPRESSIONS:  # type: ignore[operator]
+        errors["impressions"] = f"must be an integer from 1 to {MAX_IMPRESSIONS}"
+    return errors
+
+
+def _parse_uuid(value: object, errors: dict[str, str]) -> uuid.UUID | None:
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    errors["eventId"] = "must be a UUID string"
+    return None
+
+
+def _parse_type(value: object, errors: dict[str, str]) -> EventType | None:
+    if isinstance(value, str) and value in _TYPES:
+        return EventType(value)
+    errors["type"] = "must be 'impression' or 'click'"
+    return None
