@@ -83,10 +83,16 @@ def test_full_local_queue_is_backpressure_not_buffering(stoppable: LocalBroker) 
         )
         publisher = AdEventPublisher(producer, "ad-events")
         publisher.start()
-        pending = [publisher.submit(_event()), publisher.submit(_event())]
+        filling = asyncio.ensure_future(publisher.publish_many([_event(), _event()]))
+        await asyncio.sleep(0)  # both are in the queue now
         with pytest.raises(QueueFullError):
-            publisher.submit(_event())
-        await asyncio.gather(*pending, return_exceptions=True)
+            await publisher.publish(_event())
+        with pytest.raises(DeliveryTimeoutError):
+            await filling
+        # A batch that does not fit: the part that was queued settles first, then 503.
+        with pytest.raises(QueueFullError):
+            await publisher.publish_many([_event(), _event(), _event()])
+        assert publisher.queue_depth == 0
         assert await publisher.close(5) == 0
 
     assert stoppable.running_pid() is None

@@ -7,7 +7,7 @@ drop the duplicate a client retry produces.
 
 from __future__ import annotations
 
-import os
+import random
 import threading
 import time
 import uuid
@@ -35,7 +35,8 @@ def uuid7(now_ms: int | None = None) -> uuid.UUID:
         else:
             _last_ms, _seq = ms, 0
         seq = _seq
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    # Not a secret, only unique: `random` is reseeded in each forked worker.
+    rand = random.getrandbits(62)
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand
     return uuid.UUID(int=value)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
+import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from adstream.events import AdEvent, wire
@@ -82,8 +83,30 @@ def classify(error: KafkaError) -> PublishError:
     return DeliveryFailedError(error.str())
 
 
-_Pending = tuple[asyncio.Future[Delivery], float, str]
-_Result = tuple[_Pending, KafkaError | None, Message]
+class _Ticket:
+    """One publish call's outstanding acks: the future resolves when `remaining` hits 0.
+
+    A batch shares one ticket, so 1000 events cost one asyncio future, not 1000.
+    """
+
+    __slots__ = ("delivery", "error", "future", "remaining", "started")
+
+    def __init__(self, future: asyncio.Future[Delivery], count: int) -> None:
+        self.future = future
+        self.remaining = count
+        self.started = time.perf_counter()
+        self.error: PublishError | None = None
+        self.delivery: Delivery | None = None
+
+
+_Result = tuple[_Ticket, KafkaError | None, Message]
+
+
+def _event_id(message: Message) -> str:
+    try:
+        return str(orjson.loads(message.value() or b"{}").get("eventId"))
+    except orjson.JSONDecodeError:
+        return "?"
 
 
 class AdEventPublisher:
@@ -125,46 +148,53 @@ class AdEventPublisher:
         return len(self._producer)
 
     # ---- publishing -----------------------------------------------------------------------
-    def submit(self, event: AdEvent) -> asyncio.Future[Delivery]:
-        """Enqueue `event`; the future resolves on the ack. Raises `QueueFullError` at once."""
+    def _ticket(self, count: int) -> _Ticket:
         if self._closed or self._loop is None:
             raise PublisherClosedError("the publisher is not running")
-        future: asyncio.Future[Delivery] = self._loop.create_future()
-        pending: _Pending = (future, time.perf_counter(), str(event.event_id))
+        return _Ticket(self._loop.create_future(), count)
+
+    def _produce(self, event: AdEvent, ticket: _Ticket) -> None:
         try:
             self._producer.produce(
                 self.topic,
                 value=wire.value(event),
                 key=wire.key(event),
                 headers=wire.headers(event),
-                on_delivery=partial(self._on_delivery, pending),
+                on_delivery=partial(self._on_delivery, ticket),
             )
         except BufferError as exc:
             self._observer.failed(QueueFullError.reason)
             log.warning("local queue full, event %s rejected", event.event_id)
             raise QueueFullError("the local producer queue is full") from exc
-        return future
 
     async def publish(self, event: AdEvent) -> Delivery:
         """Send one event and wait for the broker's acknowledgement."""
-        return await self.submit(event)
+        ticket = self._ticket(1)
+        self._produce(event, ticket)
+        return await ticket.future
 
-    async def publish_many(self, events: Sequence[AdEvent]) -> list[Delivery]:
-        """Send events and wait for all acks; raises the first failure after all settled."""
-        futures: list[asyncio.Future[Delivery]] = []
-        try:
-            for event in events:
-                futures.append(self.submit(event))
-        finally:
-            results = await asyncio.gather(*futures, return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
-        return results  # type: ignore[return-value]  # no exceptions left
+    async def publish_many(self, events: Sequence[AdEvent]) -> int:
+        """Send events and wait until all are acknowledged; raises the first failure.
+
+        If the queue fills mid-batch, waits for the events already enqueued, then raises
+        `QueueFullError`: the caller's 503 is sent only once nothing is left in flight.
+        """
+        ticket = self._ticket(len(events))
+        for sent, event in enumerate(events):
+            try:
+                self._produce(event, ticket)
+            except QueueFullError as exc:
+                ticket.error = ticket.error or exc
+                ticket.remaining -= len(events) - sent
+                if ticket.remaining == 0:
+                    raise
+                break
+        await ticket.future
+        return len(events)
 
     # ---- poll thread ------------------------------------------------------------------------
-    def _on_delivery(self, pending: _Pending, error: KafkaError | None, message: Message) -> None:
-        self._results.append((pending, error, message))
+    def _on_delivery(self, ticket: _Ticket, error: KafkaError | None, message: Message) -> None:
+        self._results.append((ticket, error, message))
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
@@ -183,16 +213,26 @@ class AdEventPublisher:
 
     def _settle(self, batch: list[_Result]) -> None:
         now = time.perf_counter()
-        for (future, started, event_id), error, message in batch:
+        for ticket, error, message in batch:
             if error is None:
-                self._observer.acked(now - started)
-                if not future.done():
-                    future.set_result(
-                        Delivery(self.topic, message.partition() or 0, message.offset() or 0)
-                    )
-                continue
-            failure = classify(error)
-            self._observer.failed(failure.reason)
-            log.error("event %s not delivered: %s (%s)", event_id, failure.reason, error.str())
-            if not future.done():
-                future.set_exception(failure)
+                self._observer.acked(now - ticket.started)
+                ticket.delivery = Delivery(
+                    self.topic, message.partition() or 0, message.offset() or 0
+                )
+            else:
+                failure = classify(error)
+                self._observer.failed(failure.reason)
+                log.error(
+                    "event %s not delivered: %s (%s)",
+                    _event_id(message),
+                    failure.reason,
+                    error.str(),
+                )
+                ticket.error = ticket.error or failure
+            ticket.remaining -= 1
+            if ticket.remaining == 0 and not ticket.future.done():
+                if ticket.error is not None:
+                    ticket.future.set_exception(ticket.error)
+                else:
+                    assert ticket.delivery is not None
+                    ticket.future.set_result(ticket.delivery)

@@ -35,12 +35,12 @@ ERRORS: dict[int | str, dict[str, object]] = {422: _INVALID, 503: _UNAVAILABLE}
 router = APIRouter()
 
 
-def get_service(request: Request) -> IngestService:
+async def get_service(request: Request) -> IngestService:
     service: IngestService = request.app.state.service
     return service
 
 
-def get_readiness(request: Request) -> ReadinessProbe:
+async def get_readiness(request: Request) -> ReadinessProbe:
     probe: ReadinessProbe = request.app.state.readiness
     return probe
 

@@ -99,6 +99,6 @@ class IngestService:
             raise InvalidBatchError(errors)
         return events
 
-    async def record_batch(self, events: Sequence[AdEvent]) -> list[Delivery]:
-        """Publish all events; returns after every one is acknowledged, else raises."""
+    async def record_batch(self, events: Sequence[AdEvent]) -> int:
+        """Publish all events; returns their number once all are acknowledged, else raises."""
         return await self._publisher.publish_many(events)
