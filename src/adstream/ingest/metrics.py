@@ -51,7 +51,7 @@ class Metrics:
         )
         self.ack_latency = Histogram(
             "adstream_produce_ack_seconds",
-            "Time from produce to broker acknowledgement",
+            "Time from produce to the broker's ack of every event of one publish call",
             buckets=_LATENCY_BUCKETS,
             registry=reg,
         )
@@ -72,9 +72,11 @@ class Metrics:
         )
 
     # PublishObserver
-    def acked(self, seconds: float) -> None:
+    def acked(self, count: int) -> None:
+        self.events_published.inc(count)
+
+    def completed(self, seconds: float) -> None:
         self.ack_latency.observe(seconds)
-        self.events_published.inc()
 
     def failed(self, reason: str) -> None:
         self.delivery_failures.labels(reason).inc()

@@ -90,9 +90,10 @@ class IngestService:
                 if not isinstance(entry, dict):
                     raise InvalidEventError({"$": "must be a JSON object"})
                 filled = {"type": EventType.IMPRESSION.value, "timestamp": now, **entry}
+                new_id = None
                 if "eventId" not in entry:
-                    filled["eventId"] = str(self._event_id(idempotency_key, f"batch/{index}"))
-                events.append(AdEvent.from_dict(filled))
+                    new_id = self._event_id(idempotency_key, f"batch/{index}")
+                events.append(AdEvent.from_dict(filled, event_id=new_id))
             except InvalidEventError as exc:
                 errors.append({"index": index, "errors": exc.errors})
         if errors:
