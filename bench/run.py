@@ -66,9 +66,10 @@ def raw_ceiling(properties: Path, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
+def wrk(url: str, script: Path | None, seconds: int, connections: int) -> dict[str, float]:
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        [*cmd, "-s", str(script)] if script else cmd,
         capture_output=True,
         text=True,
         check=True,
@@ -155,6 +156,13 @@ def main() -> None:
                             f"single-event API, {workers} worker(s)",
                             f"{single['rps']:,.0f} req/s, p50 {single['p50']:.1f} ms, "
                             f"p99 {single['p99']:.1f} ms",
+                        )
+                    )
+                    baseline = wrk(f"{server.url}/healthz", None, args.seconds, args.connections)
+                    rows.append(
+                        (
+                            f"framework baseline GET /healthz (no Kafka), {workers} worker(s)",
+                            f"{baseline['rps']:,.0f} req/s, p50 {baseline['p50']:.1f} ms",
                         )
                     )
                     if workers == 2:
