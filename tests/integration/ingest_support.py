@@ -16,7 +16,43 @@ from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import librdkafka_config
 from adstream.local.layout import Listener
 
-JAVA_PARTITIONER = Path(__file__).parent / "java" / "JavaPartitioner.java"
+JAVA_DIR = Path(__file__).parent / "java"
+JAVA_PARTITIONER = JAVA_DIR / "JavaPartitioner.java"
+JAVA_READER = JAVA_DIR / "JavaAdEventReader.java"
+
+
+def _compiled(broker: LocalBroker, source: Path, out: Path) -> Path:
+    if not (out / f"{source.stem}.class").exists():
+        javac = shutil.which("javac")
+        assert javac is not None, "javac (JDK 17+) is needed for the Java interoperability tests"
+        cmd = [javac, "-d", str(out), "-cp", broker.dist.classpath, str(source)]
+        subprocess.run(cmd, check=True, timeout=120)
+    return out
+
+
+def run_java_reader(broker: LocalBroker, workdir: Path, partition: int, offset: int) -> str:
+    """What a Java consumer (Jackson into the seed's AdEvent) prints for one record."""
+    classes = _compiled(broker, JAVA_READER, workdir / "java-reader")
+    properties = broker.layout.client_properties("plaintext")
+    done = subprocess.run(
+        [
+            "java",
+            "-cp",
+            f"{classes}:{broker.dist.classpath}",
+            "JavaAdEventReader",
+            str(properties),
+            f"adstream-dev-{uuid.uuid4().hex}",
+            AD_EVENTS_TOPIC,
+            str(partition),
+            str(offset),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def plaintext_settings(broker: LocalBroker) -> KafkaSettings:
@@ -35,12 +71,7 @@ def java_partitions(
     broker: LocalBroker, workdir: Path, partitions: int, *keys: str
 ) -> dict[str, int]:
     """The partition Java's default partitioner picks for each key (compiled on first use)."""
-    classes = workdir / "java-partitioner"
-    if not (classes / "JavaPartitioner.class").exists():
-        javac = shutil.which("javac")
-        assert javac is not None, "javac (JDK 17+) is needed for the partition test"
-        cmd = [javac, "-d", str(classes), "-cp", broker.dist.classpath, str(JAVA_PARTITIONER)]
-        subprocess.run(cmd, check=True, timeout=120)
+    classes = _compiled(broker, JAVA_PARTITIONER, workdir / "java-partitioner")
     done = subprocess.run(
         [
             "java",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -19,6 +20,7 @@ from tests.integration.ingest_support import (
     java_partitions,
     plaintext_settings,
     read_from,
+    run_java_reader,
 )
 
 pytestmark = pytest.mark.integration
@@ -199,3 +201,19 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/ads/{adId}/impression", "/ads/{adId}/click", "/events", "/pixel.gif"} <= set(paths)
     assert "application/x-ndjson" in paths["/events"]["post"]["requestBody"]["content"]
+
+
+def test_a_java_consumer_reads_the_event_as_the_seeds_ad_event(
+    client: TestClient, broker: LocalBroker, tmp_path: Path
+) -> None:
+    ad_id = f"JAVA-{uuid.uuid4().hex[:6]}"
+    partition = java_partitions(broker, tmp_path, AD_EVENTS_PARTITIONS, ad_id)[ad_id]
+    offset = high_watermarks(broker)[partition]
+    assert client.post(f"/ads/{ad_id}/click").status_code == 200
+
+    stdout = run_java_reader(broker, tmp_path, partition, offset)
+
+    assert f"key={ad_id} adId={ad_id} timestamp=" in stdout
+    assert "impressions=1" in stdout
+    assert "header ad-event-type=click" in stdout
+    assert "header ad-event-schema-version=1" in stdout
