@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from adstream.events import AdEvent, EventType, InvalidEventError, id_for_key, uuid7, wire
+from adstream.events.ids import Uuid7Generator
 
 
 def _event(**overrides: object) -> AdEvent:
@@ -22,11 +23,21 @@ def _event(**overrides: object) -> AdEvent:
 
 
 def test_uuid7_is_version_7_and_strictly_increasing_within_a_millisecond() -> None:
-    ids = [uuid7(now_ms=1_700_000_000_000) for _ in range(5000)]
+    generate = Uuid7Generator(clock_ms=lambda: 1_700_000_000_000)
+    ids = [generate() for _ in range(5000)]
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
     assert ids[0].int >> 80 == 1_700_000_000_000
+    assert ids[-1].int >> 80 == 1_700_000_000_001  # 4096 ids per ms, then the next ms
+
+
+def test_uuid7_stays_ordered_when_the_clock_steps_back() -> None:
+    times = iter([2_000, 1_000, 1_500, 2_001])
+    generate = Uuid7Generator(clock_ms=lambda: next(times))
+    ids = [generate() for _ in range(4)]
+    assert ids == sorted(ids)
+    assert [i.int >> 80 for i in ids] == [2_000, 2_000, 2_000, 2_001]
 
 
 def test_idempotency_key_id_is_stable_and_scoped() -> None:
