@@ -21,6 +21,7 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/adstream kafka up
 	@$(BIN)/adstream kafka status
+	$(BIN)/python -m adstream.ingest.cli --kafka-config .adstream/kafka/client-tls.properties
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

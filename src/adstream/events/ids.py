@@ -7,37 +7,48 @@ drop the duplicate a client retry produces.
 
 from __future__ import annotations
 
-import os
+import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0c8a52-6a0e-4c4e-9c1e-2f7f1d0e6a11")
-_lock = threading.Lock()
-_last_ms = 0
-_seq = 0
 
 
-def uuid7(now_ms: int | None = None) -> uuid.UUID:
-    """A UUIDv7 (RFC 9562): 48-bit ms timestamp, 12-bit counter, 62 random bits.
+class Uuid7Generator:
+    """UUIDv7s (RFC 9562): 48-bit ms timestamp, 12-bit counter, 62 random bits.
 
-    The counter keeps ids from one process strictly increasing within a millisecond.
+    The counter keeps ids from one generator strictly increasing within a millisecond,
+    and across a clock step back.
     """
-    global _last_ms, _seq
-    with _lock:
-        ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-        if ms <= _last_ms:
-            _seq += 1
-            if _seq > 0xFFF:  # counter exhausted: borrow the next millisecond
-                _last_ms += 1
-                _seq = 0
-            ms = _last_ms
-        else:
-            _last_ms, _seq = ms, 0
-        seq = _seq
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand
-    return uuid.UUID(int=value)
+
+    def __init__(self, clock_ms: Callable[[], int] | None = None) -> None:
+        self._clock = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._seq = 0
+
+    def __call__(self) -> uuid.UUID:
+        with self._lock:
+            ms = self._clock()
+            if ms <= self._last_ms:
+                self._seq += 1
+                if self._seq > 0xFFF:  # counter exhausted: borrow the next millisecond
+                    self._last_ms += 1
+                    self._seq = 0
+                ms = self._last_ms
+            else:
+                self._last_ms, self._seq = ms, 0
+            seq = self._seq
+        # Not a secret, only unique: `random` is reseeded in each forked worker.
+        rand = random.getrandbits(62)
+        value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand
+        return uuid.UUID(int=value)
+
+
+uuid7 = Uuid7Generator()
+"""The process-wide generator of new event ids."""
 
 
 def id_for_key(key: str, scope: str = "") -> uuid.UUID:

@@ -74,15 +74,19 @@ class AdEvent:
         }
 
     @classmethod
-    def from_dict(cls, data: object) -> AdEvent:
-        """Parse the wire form; raises `InvalidEventError` listing every bad field."""
+    def from_dict(cls, data: object, *, event_id: uuid.UUID | None = None) -> AdEvent:
+        """Parse the wire form; raises `InvalidEventError` listing every bad field.
+
+        `event_id` is used when `data` has no `eventId` (new events from a client).
+        """
         if not isinstance(data, dict):
             raise InvalidEventError({"$": "must be a JSON object"})
         errors: dict[str, str] = {}
         unknown = set(data) - {"eventId", "type", "adId", "timestamp", "impressions"}
         if unknown:
             errors["$"] = f"unknown fields: {', '.join(sorted(map(str, unknown)))}"
-        event_id = _parse_uuid(data.get("eventId"), errors)
+        if event_id is None or "eventId" in data:
+            event_id = _parse_uuid(data.get("eventId"), errors)
         event_type = _parse_type(data.get("type"), errors)
         ad_id, timestamp = data.get("adId"), data.get("timestamp")
         impressions = data.get("impressions", 1)

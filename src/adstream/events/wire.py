@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import orjson
 
-from adstream.events.model import AdEvent
+from adstream.events.model import AdEvent, EventType
 
 SCHEMA_VERSION = "1"
 HEADER_EVENT_TYPE = "ad-event-type"
@@ -33,12 +33,19 @@ def value(event: AdEvent) -> bytes:
     return orjson.dumps(event.to_dict())
 
 
-def headers(event: AdEvent) -> Headers:
-    return [
-        (HEADER_EVENT_TYPE, event.type.value.encode()),
+_HEADERS: dict[EventType, Headers] = {
+    kind: [
+        (HEADER_EVENT_TYPE, kind.value.encode()),
         (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
         (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode()),
     ]
+    for kind in EventType
+}
+
+
+def headers(event: AdEvent) -> Headers:
+    """The record headers (a shared list per event type: read it, do not modify it)."""
+    return _HEADERS[event.type]
 
 
 def decode(raw: bytes) -> AdEvent:

@@ -1,0 +1,117 @@
+"""The API's composition root: the one place that reads settings and wires objects together.
+
+`create_app` takes the settings as arguments (tests hand in the real broker's);
+`create_app_from_env` is what each server worker process calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from adstream.events import InvalidEventError
+from adstream.ingest import batch
+from adstream.ingest.config import KAFKA_CONFIG_ENV, ApiSettings
+from adstream.ingest.errors import PublishError
+from adstream.ingest.health import ReadinessProbe
+from adstream.ingest.metrics import Metrics
+from adstream.ingest.publisher import AdEventPublisher
+from adstream.ingest.routes import router
+from adstream.ingest.service import IngestService, InvalidBatchError, InvalidIdempotencyKeyError
+from adstream.kafka.factory import make_producer
+from adstream.kafka.load import load_settings
+from adstream.kafka.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, error: str, detail: object = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, PublishError)
+        response = _error(503, exc.reason, str(exc))
+        response.headers["Retry-After"] = str(retry_after_s)
+        return response
+
+    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return _error(422, "invalid_request", detail)
+
+    async def invalid_batch(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InvalidBatchError)
+        return _error(422, "invalid_events", exc.errors)
+
+    async def invalid_input(_: Request, exc: Exception) -> JSONResponse:
+        return _error(422, "invalid_request", str(exc))
+
+    async def too_large(_: Request, exc: Exception) -> JSONResponse:
+        return _error(413, "too_large", str(exc))
+
+    async def unsupported(_: Request, exc: Exception) -> JSONResponse:
+        return _error(415, "unsupported_media_type", str(exc))
+
+    app.add_exception_handler(PublishError, unavailable)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(InvalidBatchError, invalid_batch)
+    for kind in (InvalidEventError, InvalidIdempotencyKeyError, batch.MalformedBatchError):
+        app.add_exception_handler(kind, invalid_input)
+    app.add_exception_handler(batch.BatchTooLargeError, too_large)
+    app.add_exception_handler(batch.UnsupportedMediaTypeError, unsupported)
+
+
+def create_app(kafka: KafkaSettings, api: ApiSettings | None = None) -> FastAPI:
+    """The FastAPI app publishing to Kafka as configured; the producer starts with the app."""
+    api = api or ApiSettings()
+    metrics = Metrics()
+    producer = make_producer(kafka, api.producer_overrides())
+    publisher = AdEventPublisher(producer, api.topic, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        publisher.start()
+        try:
+            yield
+        finally:
+            await publisher.close(api.shutdown_flush_s)
+
+    app = FastAPI(
+        title="adstream ingest API",
+        version="1",
+        description="Records ad impressions and clicks in Kafka; a 2xx means Kafka has it.",
+        lifespan=lifespan,
+    )
+    app.state.service = IngestService(publisher)
+    app.state.readiness = ReadinessProbe(producer, api.topic)
+    app.state.metrics = metrics
+    app.state.publisher = publisher
+    app.include_router(router)
+    _install_error_handlers(app, api.retry_after_s)
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    return app
+
+
+class _MetricsMiddleware:
+    """Adapter so Starlette's `add_middleware` can build `Metrics.middleware`."""
+
+    def __init__(self, app: object, metrics: Metrics) -> None:
+        self._inner = metrics.middleware(app)  # type: ignore[arg-type]
+
+    async def __call__(self, scope: object, receive: object, send: object) -> None:
+        await self._inner(scope, receive, send)  # type: ignore[arg-type]
+
+
+def create_app_from_env() -> FastAPI:
+    """For server workers: Kafka settings from `$ADSTREAM_KAFKA_CONFIG` (a file) or the env."""
+    path = os.environ.get(KAFKA_CONFIG_ENV)
+    return create_app(load_settings(Path(path) if path else None), ApiSettings())

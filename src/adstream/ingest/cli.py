@@ -1,0 +1,75 @@
+"""`adstream serve`: run the ingest API with several worker processes under Granian.
+
+Settings are checked once here (a bad file fails with exit code 2 before any worker
+starts); each worker then builds its own app from `$ADSTREAM_KAFKA_CONFIG`. A fresh
+Prometheus multiprocess directory is created per run so `/metrics` sums all workers;
+this module must not import prometheus-client (workers are forked from this process).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from granian import Granian
+from granian.constants import Interfaces, Loops
+from pydantic import ValidationError
+
+from adstream.ingest.config import KAFKA_CONFIG_ENV, MULTIPROC_ENV
+from adstream.kafka.java_properties import JavaPropertiesError
+from adstream.kafka.load import load_settings
+from adstream.kafka.stores import StoreError
+
+EXIT_BAD_CONFIG = 2
+APP_FACTORY = "adstream.ingest.app:create_app_from_env"
+
+
+def serve(
+    kafka_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--kafka-config",
+            help="Java client.properties or dotenv file; default: ADSTREAM_KAFKA_* variables.",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+) -> None:
+    """Serve the ingest API: a 2xx means Kafka acknowledged the event."""
+    try:
+        load_settings(kafka_config)
+    except (ValidationError, JavaPropertiesError, StoreError, OSError) as exc:
+        source = kafka_config or "ADSTREAM_KAFKA_* environment variables"
+        typer.echo(f"invalid Kafka settings in {source}: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_CONFIG) from exc
+    if kafka_config is not None:
+        os.environ[KAFKA_CONFIG_ENV] = str(kafka_config.resolve())
+    metrics_dir = tempfile.mkdtemp(prefix="adstream-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        Granian(
+            APP_FACTORY,
+            factory=True,
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            loop=Loops.uvloop,
+            log_access=False,
+        ).serve()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def main() -> None:
+    """Run `serve` on its own (`python -m adstream.ingest.cli`) until the CLI mounts it."""
+    typer.run(serve)
+
+
+if __name__ == "__main__":
+    main()

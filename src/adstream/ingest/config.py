@@ -1,0 +1,38 @@
+"""API settings (`ADSTREAM_API_*`), separate from the Kafka connection settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adstream.kafka.topics import AD_EVENTS_TOPIC
+
+KAFKA_CONFIG_ENV = "ADSTREAM_KAFKA_CONFIG"
+"""The Kafka settings file each server worker loads (set by `adstream serve`)."""
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client reads it when first imported: set it before any worker imports metrics."""
+
+
+class ApiSettings(BaseSettings):
+    """How the API publishes: topic, delivery timeout, local queue bound, batching delay."""
+
+    model_config = SettingsConfigDict(env_prefix="ADSTREAM_API_", extra="forbid", frozen=True)
+
+    topic: str = AD_EVENTS_TOPIC
+    delivery_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    queue_max_messages: int = Field(default=100_000, ge=1, le=10_000_000)
+    linger_ms: float = Field(default=2.0, ge=0, le=1000)
+    shutdown_flush_s: float = Field(default=10.0, ge=0)
+    retry_after_s: int = Field(default=1, ge=0)
+
+    def producer_overrides(self) -> dict[str, Any]:
+        """librdkafka properties derived from these settings."""
+        timeout_ms = int(self.delivery_timeout_s * 1000)
+        return {
+            "message.timeout.ms": timeout_ms,
+            "request.timeout.ms": min(timeout_ms, 30_000),
+            "queue.buffering.max.messages": self.queue_max_messages,
+            "linger.ms": self.linger_ms,
+        }

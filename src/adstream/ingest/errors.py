@@ -1,0 +1,47 @@
+"""Typed publish failures: each tells the HTTP layer whether a retry can help.
+
+All of them mean "Kafka has not acknowledged this event"; the API answers 503. A
+`DeliveryTimeoutError` or `BrokerUnavailableError` event may still have reached the log
+(librdkafka may have sent it before giving up), so a retry can duplicate it; the
+stable `eventId` lets consumers drop the duplicate.
+"""
+
+from __future__ import annotations
+
+
+class PublishError(RuntimeError):
+    """Kafka did not acknowledge the event."""
+
+    reason = "publish_failed"
+    retryable = True
+
+
+class QueueFullError(PublishError):
+    """The bounded local producer queue is full: back off and retry (backpressure)."""
+
+    reason = "queue_full"
+
+
+class DeliveryTimeoutError(PublishError):
+    """No acknowledgement within the delivery timeout (broker slow or unreachable)."""
+
+    reason = "delivery_timeout"
+
+
+class BrokerUnavailableError(PublishError):
+    """The brokers cannot be reached or refused the request for a transient reason."""
+
+    reason = "broker_unavailable"
+
+
+class PublisherClosedError(PublishError):
+    """The publisher is shutting down and accepts no new events."""
+
+    reason = "shutting_down"
+
+
+class DeliveryFailedError(PublishError):
+    """A permanent failure (e.g. not authorized, record too large): retrying will not help."""
+
+    reason = "delivery_failed"
+    retryable = False

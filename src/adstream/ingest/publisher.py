@@ -1,0 +1,257 @@
+"""`AdEventPublisher`, the KafkaTemplate analog: `await publish(event)` resolves on the ack.
+
+Delivery semantics: `publish` returns only after the broker acknowledged the record with
+acks=all on an idempotent producer, so a returned `Delivery` is durable in the log.
+Anything else raises a `PublishError`; the event may or may not be in Kafka then (a
+timed-out record can have been written), so callers retry and consumers de-duplicate
+by `eventId`. On a crash, events in the local queue are lost, but none of them were
+acknowledged to a client.
+
+Why a sync `Producer` plus one poll thread: the thread serves librdkafka's delivery
+callbacks and hands each batch of results to the event loop in one
+`call_soon_threadsafe`, which costs far less per event than a thread hop per message;
+`AIOProducer` cannot send headers and delays messages at low rates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
+
+import orjson
+from confluent_kafka import KafkaError, Message, Producer
+
+from adstream.events import AdEvent, wire
+from adstream.ingest.errors import (
+    BrokerUnavailableError,
+    DeliveryFailedError,
+    DeliveryTimeoutError,
+    PublisherClosedError,
+    PublishError,
+    QueueFullError,
+)
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 0.05
+_TIMEOUTS = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT})
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where Kafka stored the event."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class PublishObserver(Protocol):
+    """Receives publisher measurements (implemented by the Prometheus metrics)."""
+
+    def acked(self, count: int) -> None: ...
+    def completed(self, seconds: float) -> None: ...
+    def failed(self, reason: str) -> None: ...
+    def queue_depth(self, depth: int) -> None: ...
+
+
+class NoObserver:
+    def acked(self, count: int) -> None:
+        pass
+
+    def completed(self, seconds: float) -> None:
+        pass
+
+    def failed(self, reason: str) -> None:
+        pass
+
+    def queue_depth(self, depth: int) -> None:
+        pass
+
+
+def classify(error: KafkaError) -> PublishError:
+    """Map a librdkafka delivery error to the typed error the API turns into a status."""
+    code = error.code()
+    if code in _TIMEOUTS:
+        return DeliveryTimeoutError(f"not acknowledged in time: {error.str()}")
+    if code == KafkaError._QUEUE_FULL:
+        return QueueFullError(error.str())
+    if error.retriable() or code < 0:
+        return BrokerUnavailableError(error.str())
+    return DeliveryFailedError(error.str())
+
+
+class _Ticket:
+    """One publish call's outstanding acks: the future resolves when `remaining` hits 0.
+
+    A batch shares one ticket, so 1000 events cost one asyncio future, not 1000.
+    """
+
+    __slots__ = ("delivery", "error", "future", "remaining", "started")
+
+    def __init__(self, future: asyncio.Future[Delivery], count: int) -> None:
+        self.future = future
+        self.remaining = count
+        self.started = time.perf_counter()
+        self.error: PublishError | None = None
+        self.delivery: Delivery | None = None
+
+
+_Result = tuple[_Ticket, KafkaError | None, Message]
+
+
+def _event_id(message: Message) -> str:
+    try:
+        return str(orjson.loads(message.value() or b"{}").get("eventId"))
+    except orjson.JSONDecodeError:
+        return "?"
+
+
+class AdEventPublisher:
+    """Publishes `AdEvent`s to one topic; `start()` inside the event loop, `close()` to flush."""
+
+    def __init__(
+        self, producer: Producer, topic: str, observer: PublishObserver | None = None
+    ) -> None:
+        self._producer = producer
+        self.topic = topic
+        self._observer = observer or NoObserver()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._closed = False
+        self._results: list[_Result] = []
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Bind to the running loop and start the poll thread."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
+        self._thread.start()
+
+    async def close(self, timeout: float = 10.0) -> int:
+        """Refuse new events, wait up to `timeout` s for queued ones; return how many remain."""
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        remaining: int = await asyncio.to_thread(self._producer.flush, timeout)
+        self._hand_over()
+        if remaining:
+            log.error("publisher closed with %d undelivered events", remaining)
+        return remaining
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._producer)
+
+    # ---- publishing -----------------------------------------------------------------------
+    def _ticket(self, count: int) -> _Ticket:
+        if self._closed or self._loop is None:
+            raise PublisherClosedError("the publisher is not running")
+        return _Ticket(self._loop.create_future(), count)
+
+    def _produce(self, event: AdEvent, ticket: _Ticket) -> None:
+        try:
+            self._producer.produce(
+                self.topic,
+                value=wire.value(event),
+                key=wire.key(event),
+                headers=wire.headers(event),
+                on_delivery=partial(self._on_delivery, ticket),
+            )
+        except BufferError as exc:
+            self._observer.failed(QueueFullError.reason)
+            log.warning("local queue full, event %s rejected", event.event_id)
+            raise QueueFullError("the local producer queue is full") from exc
+
+    async def publish(self, event: AdEvent) -> Delivery:
+        """Send one event and wait for the broker's acknowledgement."""
+        ticket = self._ticket(1)
+        self._produce(event, ticket)
+        return await ticket.future
+
+    async def publish_many(self, events: Sequence[AdEvent]) -> int:
+        """Send events and wait until all are acknowledged; raises the first failure.
+
+        If the queue fills mid-batch, waits for the events already enqueued, then raises
+        `QueueFullError`: the caller's 503 is sent only once nothing is left in flight.
+        """
+        ticket = self._ticket(len(events))
+        for sent, event in enumerate(events):
+            try:
+                self._produce(event, ticket)
+            except QueueFullError as exc:
+                ticket.error = ticket.error or exc
+                ticket.remaining -= len(events) - sent
+                if ticket.remaining == 0:
+                    raise
+                break
+        await ticket.future
+        return len(events)
+
+    # ---- poll thread ------------------------------------------------------------------------
+    def _on_delivery(self, ticket: _Ticket, error: KafkaError | None, message: Message) -> None:
+        self._results.append((ticket, error, message))
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(POLL_INTERVAL_S)
+            self._hand_over()
+            self._observer.queue_depth(len(self._producer))
+
+    def _hand_over(self) -> None:
+        """Pass the results collected by callbacks to the loop in one call."""
+        if not self._results:
+            return
+        batch, self._results = self._results, []
+        assert self._loop is not None
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._settle, batch)
+
+    def _settle(self, batch: list[_Result]) -> None:
+        """Runs in the loop: count acks, record failures, resolve finished tickets.
+
+        Metrics are updated once per call and once per ticket, not per event, because
+        multiprocess metric writes cost more than the rest of the path for a large batch.
+        """
+        now = time.perf_counter()
+        acked = 0
+        for ticket, error, message in batch:
+            if error is None:
+                acked += 1
+                partition, offset = message.partition() or 0, message.offset() or 0
+                ticket.delivery = Delivery(self.topic, partition, offset)
+            else:
+                failure = classify(error)
+                self._observer.failed(failure.reason)
+                log.error(
+                    "event %s not delivered: %s (%s)",
+                    _event_id(message),
+                    failure.reason,
+                    error.str(),
+                )
+                ticket.error = ticket.error or failure
+            ticket.remaining -= 1
+            if ticket.remaining == 0 and not ticket.future.done():
+                self._observer.completed(now - ticket.started)
+                if ticket.error is not None:
+                    ticket.future.set_exception(ticket.error)
+                else:
+                    assert ticket.delivery is not None
+                    ticket.future.set_result(ticket.delivery)
+        if acked:
+            self._observer.acked(acked)
+
+    def _fail(self, ticket: _Ticket, error: KafkaError, message: Message) -> None:
+        failure = classify(error)
+        self._observer.failed(failure.reason)
+        event_id = _event_id(message)
+        log.error("event %s not delivered: %s (%s)", event_id, failure.reason, error.str())
+        ticket.error = ticket.error or failure

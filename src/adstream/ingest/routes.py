@@ -1,0 +1,166 @@
+"""HTTP routes: thin adapters from requests to `IngestService` calls.
+
+Every 2xx here is sent after Kafka acknowledged the event; publish failures propagate
+as `PublishError` and become 503 in `app.py`'s exception handlers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from adstream.events import AD_ID_PATTERN, EventType
+from adstream.ingest import batch
+from adstream.ingest.health import ReadinessProbe
+from adstream.ingest.schemas import Accepted, ErrorBody, Health, batch_request_body
+from adstream.ingest.service import MAX_BATCH_EVENTS, IngestService
+
+# The smallest transparent 1x1 GIF (43 bytes).
+PIXEL_GIF = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+EVENT_ID_HEADER = "X-Event-Id"
+
+_UNAVAILABLE = {"model": ErrorBody, "description": "Kafka did not acknowledge; retry later"}
+_INVALID = {"model": ErrorBody, "description": "invalid input"}
+ERRORS: dict[int | str, dict[str, object]] = {422: _INVALID, 503: _UNAVAILABLE}
+
+router = APIRouter()
+
+
+async def get_service(request: Request) -> IngestService:
+    service: IngestService = request.app.state.service
+    return service
+
+
+async def get_readiness(request: Request) -> ReadinessProbe:
+    probe: ReadinessProbe = request.app.state.readiness
+    return probe
+
+
+Service = Annotated[IngestService, Depends(get_service)]
+AdId = Annotated[str, Path(pattern=AD_ID_PATTERN, description="the ad's id")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="a client retry with the same key carries the same eventId",
+    ),
+]
+
+
+async def _record(
+    service: IngestService, ad_id: str, event_type: EventType, key: str | None, text: str
+) -> PlainTextResponse:
+    recorded = await service.record(ad_id, event_type, key)
+    return PlainTextResponse(text, headers={EVENT_ID_HEADER: str(recorded.event.event_id)})
+
+
+@router.post(
+    "/ads/{adId}/impression",
+    response_class=PlainTextResponse,
+    responses=ERRORS,
+    summary="Record one impression; answers after Kafka acknowledged it",
+)
+async def impression(
+    service: Service,
+    adId: AdId,  # noqa: N803  (the seed's path variable name, shown in the docs)
+    idempotency_key: IdempotencyKey = None,
+) -> PlainTextResponse:
+    return await _record(
+        service, adId, EventType.IMPRESSION, idempotency_key, f"Impression recorded for {adId}"
+    )
+
+
+@router.post(
+    "/ads/{adId}/click",
+    response_class=PlainTextResponse,
+    responses=ERRORS,
+    summary="Record one click; answers after Kafka acknowledged it",
+)
+async def click(
+    service: Service,
+    adId: AdId,  # noqa: N803
+    idempotency_key: IdempotencyKey = None,
+) -> PlainTextResponse:
+    return await _record(
+        service, adId, EventType.CLICK, idempotency_key, f"Click recorded for {adId}"
+    )
+
+
+@router.post(
+    "/events",
+    response_model=Accepted,
+    responses={**ERRORS, 413: _INVALID, 415: _INVALID},
+    openapi_extra=batch_request_body(),
+    summary="Record a batch (JSON array or NDJSON); all validated first, then all acknowledged",
+)
+async def events(
+    request: Request, service: Service, idempotency_key: IdempotencyKey = None
+) -> Accepted:
+    batch.media_type(request.headers.get("content-type"))
+    body = await read_limited(request, batch.MAX_BODY_BYTES)
+    entries = batch.decode(body, request.headers.get("content-type"), MAX_BATCH_EVENTS)
+    parsed = service.parse_batch(entries, idempotency_key)
+    await service.record_batch(parsed)
+    return Accepted(accepted=len(parsed))
+
+
+@router.get(
+    "/pixel.gif",
+    response_class=Response,
+    responses={200: {"content": {"image/gif": {}}}, **ERRORS},
+    summary="Tracking pixel: records an impression, then returns a 1x1 GIF",
+)
+async def pixel(
+    service: Service,
+    ad_id: Annotated[str, Query(alias="adId", pattern=AD_ID_PATTERN)],
+) -> Response:
+    recorded = await service.record(ad_id, EventType.IMPRESSION)
+    headers = {**NO_CACHE, EVENT_ID_HEADER: str(recorded.event.event_id)}
+    return Response(PIXEL_GIF, media_type="image/gif", headers=headers)
+
+
+@router.get("/healthz", response_model=Health, summary="The process is alive")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health}},
+    summary="Kafka reachable and topic present",
+)
+async def readyz(probe: Annotated[ReadinessProbe, Depends(get_readiness)]) -> JSONResponse:
+    result = await probe.check()
+    body = Health(status="ready" if result.ready else "not ready", detail=result.detail)
+    return JSONResponse(body.model_dump(), status_code=200 if result.ready else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    payload, content_type = request.app.state.metrics.render()
+    return Response(payload, media_type=content_type)
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body; `BatchTooLargeError` as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise batch.BatchTooLargeError(f"the body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise batch.BatchTooLargeError(f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

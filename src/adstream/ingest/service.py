@@ -1,0 +1,105 @@
+"""`IngestService`: turns requests into validated `AdEvent`s and publishes them.
+
+The service knows nothing of HTTP: it assigns event ids (UUIDv7, or the id derived from
+an `Idempotency-Key` so a retried request carries the same id), stamps the time, checks
+a whole batch before sending any of it, and returns only after Kafka acknowledged.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adstream.events import AdEvent, EventType, InvalidEventError, id_for_key, uuid7
+from adstream.ingest.publisher import AdEventPublisher, Delivery
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+MAX_BATCH_EVENTS = 1000
+
+
+def epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    event: AdEvent
+    delivery: Delivery
+
+
+class InvalidIdempotencyKeyError(ValueError):
+    """The `Idempotency-Key` is not 1-200 visible ASCII characters."""
+
+
+class InvalidBatchError(ValueError):
+    """Some batch entries are invalid; `errors` lists them by index. Nothing was published."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} invalid entries")
+        self.errors = errors
+
+
+class IngestService:
+    def __init__(self, publisher: AdEventPublisher, clock: Callable[[], int] = epoch_ms) -> None:
+        self._publisher = publisher
+        self._clock = clock
+
+    def _event_id(self, idempotency_key: str | None, scope: str) -> uuid.UUID:
+        if idempotency_key is None:
+            return uuid7()
+        if not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise InvalidIdempotencyKeyError(
+                "Idempotency-Key must be 1-200 visible ASCII characters"
+            )
+        return id_for_key(idempotency_key, scope)
+
+    def new_event(
+        self, ad_id: str, event_type: EventType, idempotency_key: str | None = None
+    ) -> AdEvent:
+        """A validated event for one ad; raises on a bad adId or Idempotency-Key."""
+        return AdEvent.create(
+            event_id=self._event_id(idempotency_key, f"{event_type}/{ad_id}"),
+            ad_id=ad_id,
+            type=event_type,
+            timestamp=self._clock(),
+        )
+
+    async def record(
+        self, ad_id: str, event_type: EventType, idempotency_key: str | None = None
+    ) -> Recorded:
+        event = self.new_event(ad_id, event_type, idempotency_key)
+        return Recorded(event, await self._publisher.publish(event))
+
+    def parse_batch(
+        self, entries: Sequence[object], idempotency_key: str | None = None
+    ) -> list[AdEvent]:
+        """Validate every entry; raise `InvalidBatchError` listing all bad ones, else the events.
+
+        Missing fields get defaults: type impression, timestamp now, impressions 1, and an
+        eventId (derived from the batch's `Idempotency-Key` and the entry's index if given).
+        """
+        now = self._clock()
+        events: list[AdEvent] = []
+        errors: list[dict[str, Any]] = []
+        for index, entry in enumerate(entries):
+            try:
+                if not isinstance(entry, dict):
+                    raise InvalidEventError({"$": "must be a JSON object"})
+                filled = {"type": EventType.IMPRESSION.value, "timestamp": now, **entry}
+                new_id = None
+                if "eventId" not in entry:
+                    new_id = self._event_id(idempotency_key, f"batch/{index}")
+                events.append(AdEvent.from_dict(filled, event_id=new_id))
+            except InvalidEventError as exc:
+                errors.append({"index": index, "errors": exc.errors})
+        if errors:
+            raise InvalidBatchError(errors)
+        return events
+
+    async def record_batch(self, events: Sequence[AdEvent]) -> int:
+        """Publish all events; returns their number once all are acknowledged, else raises."""
+        return await self._publisher.publish_many(events)

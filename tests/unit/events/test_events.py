@@ -1,0 +1,91 @@
+"""AdEvent validation, ids and the Kafka wire format."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+import pytest
+
+from adstream.events import AdEvent, EventType, InvalidEventError, id_for_key, uuid7, wire
+from adstream.events.ids import Uuid7Generator
+
+
+def _event(**overrides: object) -> AdEvent:
+    fields: dict[str, object] = {
+        "event_id": uuid7(),
+        "ad_id": "AD123",
+        "type": EventType.IMPRESSION,
+        "timestamp": 1_700_000_000_000,
+        "impressions": 1,
+    }
+    return AdEvent.create(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def test_uuid7_is_version_7_and_strictly_increasing_within_a_millisecond() -> None:
+    generate = Uuid7Generator(clock_ms=lambda: 1_700_000_000_000)
+    ids = [generate() for _ in range(5000)]
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert ids[0].int >> 80 == 1_700_000_000_000
+    assert ids[-1].int >> 80 == 1_700_000_000_001  # 4096 ids per ms, then the next ms
+
+
+def test_uuid7_stays_ordered_when_the_clock_steps_back() -> None:
+    times = iter([2_000, 1_000, 1_500, 2_001])
+    generate = Uuid7Generator(clock_ms=lambda: next(times))
+    ids = [generate() for _ in range(4)]
+    assert ids == sorted(ids)
+    assert [i.int >> 80 for i in ids] == [2_000, 2_000, 2_000, 2_001]
+
+
+def test_idempotency_key_id_is_stable_and_scoped() -> None:
+    assert id_for_key("k1", "click/AD1") == id_for_key("k1", "click/AD1")
+    assert id_for_key("k1", "click/AD1") != id_for_key("k1", "impression/AD1")
+    assert id_for_key("k1") != id_for_key("k2")
+
+
+@pytest.mark.parametrize("ad_id", ["", "a" * 65, "a b", "a/b", "é", "a\n"])
+def test_bad_ad_id_is_rejected(ad_id: str) -> None:
+    with pytest.raises(InvalidEventError) as raised:
+        _event(ad_id=ad_id)
+    assert set(raised.value.errors) == {"adId"}
+
+
+@pytest.mark.parametrize("ad_id", ["a", "A" * 64, "ad.1_x-Y"])
+def test_good_ad_id_is_accepted(ad_id: str) -> None:
+    assert _event(ad_id=ad_id).ad_id == ad_id
+
+
+def test_from_dict_lists_every_bad_field() -> None:
+    with pytest.raises(InvalidEventError) as raised:
+        AdEvent.from_dict(
+            {"eventId": "x", "type": "view", "adId": 1, "timestamp": True, "impressions": 0, "z": 1}
+        )
+    assert set(raised.value.errors) == {"$", "eventId", "type", "adId", "timestamp", "impressions"}
+
+
+def test_wire_uses_the_seed_field_names_and_round_trips() -> None:
+    event = _event(type=EventType.CLICK, impressions=3)
+    body = orjson.loads(wire.value(event))
+    assert body == {
+        "eventId": str(event.event_id),
+        "type": "click",
+        "adId": "AD123",
+        "timestamp": 1_700_000_000_000,
+        "impressions": 3,
+    }
+    assert wire.decode(wire.value(event)) == event
+    assert wire.key(event) == b"AD123"
+    assert dict(wire.headers(event)) == {
+        "ad-event-type": b"click",
+        "ad-event-schema-version": b"1",
+        "content-type": b"application/json",
+    }
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"adId": "x"}'])
+def test_decode_rejects_what_is_not_an_event(raw: bytes) -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode(raw)
