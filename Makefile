@@ -21,7 +21,7 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/adstream kafka up
 	@$(BIN)/adstream kafka status
-	$(BIN)/python -m adstream.ingest.cli --kafka-config .adstream/kafka/client-tls.properties
+	@bash scripts/run-local.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from adstream.aggregate.consumer import AggregatorConfig
+from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.service import build_aggregator
 from adstream.aggregate.stores import open_store
 from adstream.events.ids import uuid7

@@ -104,7 +104,7 @@ class Server:
     def __init__(self, properties: Path, workers: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "adstream.ingest.cli", "--kafka-config", str(properties)]
+        cmd = [sys.executable, "-m", "adstream", "serve", "--kafka-config", str(properties)]
         cmd += ["--port", str(self.port), "--workers", str(workers)]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60

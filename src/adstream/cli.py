@@ -6,6 +6,7 @@ import typer
 
 from adstream.aggregate.cli import aggregate
 from adstream.infra import cli as infra_cli
+from adstream.ingest.cli import serve
 from adstream.kafka import cli as kafka_cli
 from adstream.local import cli as local_cli
 
@@ -16,6 +17,7 @@ app = typer.Typer(
 local_cli.app.command("check")(kafka_cli.check)
 app.add_typer(local_cli.app, name="kafka")
 app.add_typer(infra_cli.app, name="infra")
+app.command()(serve)
 app.command()(aggregate)
 
 

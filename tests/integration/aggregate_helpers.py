@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from confluent_kafka import Producer
 from confluent_kafka.admin import AclOperation, NewTopic, ResourceType
 
-from adstream.aggregate.consumer import AggregatorConfig
+from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.service import build_aggregator
 from adstream.aggregate.store import SqlCountStore
 from adstream.events.model import AdEvent, EventType

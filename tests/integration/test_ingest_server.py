@@ -21,7 +21,7 @@ from adstream.local.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
 
-SERVE = [sys.executable, "-m", "adstream.ingest.cli"]
+SERVE = [sys.executable, "-m", "adstream", "serve"]
 
 
 def _free_port() -> int:
@@ -31,11 +31,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(broker: LocalBroker) -> Iterator[str]:
+def server(broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     config = broker.layout.client_properties("tls")
+    db = f"sqlite:///{tmp_path_factory.mktemp('api') / 'counts.db'}"
     process = subprocess.Popen(
-        [*SERVE, "--kafka-config", str(config), "--port", str(port), "--workers", "2"],
+        [*SERVE, "--kafka-config", str(config), "--port", str(port), "--workers", "2", "--db", db],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -69,6 +70,13 @@ def test_metrics_count_the_events_of_every_worker(server: str) -> None:
         assert httpx.post(f"{server}/ads/W{i}/impression").status_code == 200
     scrapes = {_published(httpx.get(f"{server}/metrics").text) for _ in range(6)}
     assert scrapes == {before + 20}
+
+
+def test_stats_routes_are_served_with_a_count_database(server: str) -> None:
+    assert httpx.get(f"{server}/stats/totals").json() == {"impressions": 0, "clicks": 0, "ads": 0}
+    assert httpx.get(f"{server}/ads/top", params={"minutes": 5}).json()["ads"] == []
+    assert httpx.get(f"{server}/ads/AD1/stats").json()["totals"] == {"impressions": 0, "clicks": 0}
+    assert "top-ads" in httpx.get(f"{server}/dashboard").text
 
 
 def test_bad_kafka_config_exits_2_before_serving(tmp_path: Path) -> None:

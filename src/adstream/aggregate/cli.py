@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from adstream.aggregate.consumer import AGGREGATOR_GROUP, AggregatorConfig
-from adstream.aggregate.service import run_aggregator
+from adstream.aggregate.config import AGGREGATOR_GROUP, AggregatorConfig
 from adstream.aggregate.stores import DEFAULT_DB_URL, StoreUrlError
 from adstream.local.defaults import NoKafkaSettingsError, service_settings
 
@@ -41,6 +40,10 @@ def aggregate(
 ) -> None:
     """Count impressions and clicks per ad and minute, exactly once, into a database."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Imported here: prometheus-client must not be loaded in the CLI process that forks the
+    # API's workers (their multiprocess metrics mode is chosen at import time).
+    from adstream.aggregate.service import run_aggregator
+
     try:
         settings = service_settings(kafka_config, "adstream-aggregator")
         config = AggregatorConfig(

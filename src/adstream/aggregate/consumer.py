@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
+from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.dead_letters import DeadLetters
 from adstream.aggregate.decoding import UndecodableRecordError, tally_of
 from adstream.aggregate.metrics import AggregatorMetrics
@@ -22,19 +22,6 @@ from adstream.aggregate.model import Batch, StaleBatchError
 from adstream.aggregate.store import SqlCountStore
 
 log = logging.getLogger(__name__)
-
-
-AGGREGATOR_GROUP = "adstream-aggregator"
-
-
-@dataclass(frozen=True)
-class AggregatorConfig:
-    topic: str = "ad-events"
-    dead_letter_topic: str = "ad-events.dlq"
-    group: str = AGGREGATOR_GROUP
-    instance_id: str | None = None  # static membership: restarts skip the rebalance wait
-    batch_size: int = 5000
-    batch_wait_s: float = 0.2
 
 
 class Aggregator:

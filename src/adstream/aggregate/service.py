@@ -8,7 +8,8 @@ from types import FrameType
 
 from prometheus_client import start_http_server
 
-from adstream.aggregate.consumer import Aggregator, AggregatorConfig
+from adstream.aggregate.config import AggregatorConfig
+from adstream.aggregate.consumer import Aggregator
 from adstream.aggregate.dead_letters import DeadLetters
 from adstream.aggregate.metrics import AggregatorMetrics
 from adstream.aggregate.store import SqlCountStore

@@ -23,9 +23,11 @@ from adstream.ingest.config import KAFKA_CONFIG_ENV, MULTIPROC_ENV
 from adstream.kafka.java_properties import JavaPropertiesError
 from adstream.kafka.load import load_settings
 from adstream.kafka.stores import StoreError
+from adstream.local.defaults import NoKafkaSettingsError, local_client_properties
 
 EXIT_BAD_CONFIG = 2
-APP_FACTORY = "adstream.ingest.app:create_app_from_env"
+APP_FACTORY = "adstream.api:create_api_from_env"
+DB_URL_ENV = "ADSTREAM_API_DB_URL"
 
 
 def serve(
@@ -33,14 +35,25 @@ def serve(
         Path | None,
         typer.Option(
             "--kafka-config",
-            help="Java client.properties or dotenv file; default: ADSTREAM_KAFKA_* variables.",
+            help="Java client.properties or dotenv file; default: ADSTREAM_KAFKA_* variables, "
+            "else the local broker over mutual TLS as adstream-api.",
         ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    db: Annotated[
+        str | None,
+        typer.Option(help="Count database for /ads/{adId}/stats, /ads/top and /dashboard."),
+    ] = None,
 ) -> None:
     """Serve the ingest API: a 2xx means Kafka acknowledged the event."""
+    if kafka_config is None and not os.environ.get("ADSTREAM_KAFKA_BOOTSTRAP_SERVERS"):
+        try:  # the MSK-like default: the local broker, mutual TLS as adstream-api
+            kafka_config = local_client_properties("tls")
+        except NoKafkaSettingsError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_BAD_CONFIG) from exc
     try:
         load_settings(kafka_config)
     except (ValidationError, JavaPropertiesError, StoreError, OSError) as exc:
@@ -49,6 +62,8 @@ def serve(
         raise typer.Exit(EXIT_BAD_CONFIG) from exc
     if kafka_config is not None:
         os.environ[KAFKA_CONFIG_ENV] = str(kafka_config.resolve())
+    if db is not None:
+        os.environ[DB_URL_ENV] = db
     metrics_dir = tempfile.mkdtemp(prefix="adstream-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     try:

@@ -23,6 +23,17 @@ class NoKafkaSettingsError(RuntimeError):
     """Nothing says where Kafka is: no file, no environment, no local broker."""
 
 
+def local_client_properties(name: str) -> Path:
+    """The local broker's ``client-<name>.properties`` (written by ``adstream kafka up``)."""
+    path = BrokerLayout.at(LocalKafkaSettings().dir).client_properties(name)
+    if not path.exists():
+        raise NoKafkaSettingsError(
+            f"no Kafka settings: pass --kafka-config FILE, set ADSTREAM_KAFKA_BOOTSTRAP_SERVERS, "
+            f"or start the local broker with `adstream kafka up` ({path} does not exist)"
+        )
+    return path
+
+
 def service_settings(kafka_config: Path | None, principal: str) -> KafkaSettings:
     if kafka_config is not None or os.environ.get("ADSTREAM_KAFKA_BOOTSTRAP_SERVERS"):
         return load_settings(kafka_config)

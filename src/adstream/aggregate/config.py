@@ -1,0 +1,17 @@
+"""What an aggregator instance reads, where its dead letters go, and how it batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+AGGREGATOR_GROUP = "adstream-aggregator"
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    topic: str = "ad-events"
+    dead_letter_topic: str = "ad-events.dlq"
+    group: str = AGGREGATOR_GROUP
+    instance_id: str | None = None  # static membership: restarts skip the rebalance wait
+    batch_size: int = 5000
+    batch_wait_s: float = 0.2

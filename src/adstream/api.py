@@ -1,0 +1,34 @@
+"""The HTTP service's composition root: ingestion plus, with a count database, the stats.
+
+`adstream serve` runs `create_api_from_env` in each worker. Ingestion (`ingest`) and
+the count queries (`aggregate`) do not know each other; this module puts them on one
+FastAPI app, so `ingest` never imports `aggregate`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from adstream.aggregate.routes import install_stats
+from adstream.aggregate.stores import open_store
+from adstream.ingest.app import create_app
+from adstream.ingest.config import KAFKA_CONFIG_ENV, ApiSettings
+from adstream.kafka.load import load_settings
+from adstream.kafka.settings import KafkaSettings
+
+
+def create_api(kafka: KafkaSettings, api: ApiSettings | None = None) -> FastAPI:
+    api = api or ApiSettings()
+    app = create_app(kafka, api)
+    if api.db_url:
+        install_stats(app, open_store(api.db_url))
+    return app
+
+
+def create_api_from_env() -> FastAPI:
+    """For server workers: Kafka settings from `$ADSTREAM_KAFKA_CONFIG` (a file) or the env."""
+    path = os.environ.get(KAFKA_CONFIG_ENV)
+    return create_api(load_settings(Path(path) if path else None), ApiSettings())
