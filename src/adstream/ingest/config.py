@@ -26,6 +26,9 @@ class ApiSettings(BaseSettings):
     linger_ms: float = Field(default=2.0, ge=0, le=1000)
     shutdown_flush_s: float = Field(default=10.0, ge=0)
     retry_after_s: int = Field(default=1, ge=0)
+    hot_path: bool = Field(
+        default=True, description="serve the single-event routes without FastAPI's machinery"
+    )
     db_url: str | None = Field(
         default=None, description="count database for the stats routes (see adstream.api)"
     )

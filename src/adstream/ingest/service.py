@@ -72,7 +72,11 @@ class IngestService:
         self, ad_id: str, event_type: EventType, idempotency_key: str | None = None
     ) -> Recorded:
         event = self.new_event(ad_id, event_type, idempotency_key)
-        return Recorded(event, await self._publisher.publish(event))
+        return Recorded(event, await self.publish(event))
+
+    async def publish(self, event: AdEvent) -> Delivery:
+        """Publish one event made by `new_event`; returns once Kafka acknowledged it."""
+        return await self._publisher.publish(event)
 
     def parse_batch(
         self, entries: Sequence[object], idempotency_key: str | None = None

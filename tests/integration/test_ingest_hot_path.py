@@ -1,0 +1,55 @@
+"""The hot path answers exactly as the FastAPI routes do, and is counted in the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adstream.ingest.app import create_app
+from adstream.ingest.config import ApiSettings
+from adstream.local.broker import LocalBroker
+from tests.integration.ingest_support import plaintext_settings
+
+pytestmark = pytest.mark.integration
+
+REQUESTS = [
+    ("/ads/AD1/impression", {"Idempotency-Key": "hot-1"}),
+    ("/ads/AD.2_x-y/click", {"Idempotency-Key": "hot-2"}),
+    ("/ads/bad%20id/impression", {}),
+    ("/ads/" + "x" * 65 + "/click", {}),
+    ("/ads/AD1/impression", {"Idempotency-Key": "bad key with spaces"}),
+    ("/ads/AD1/view", {}),
+]
+
+
+@pytest.fixture(scope="module")
+def clients(broker: LocalBroker) -> Iterator[tuple[TestClient, TestClient]]:
+    settings = plaintext_settings(broker)
+    hot = create_app(settings, ApiSettings(hot_path=True))
+    plain = create_app(settings, ApiSettings(hot_path=False))
+    with TestClient(hot) as hot_client, TestClient(plain) as plain_client:
+        yield hot_client, plain_client
+
+
+@pytest.mark.parametrize(("path", "headers"), REQUESTS)
+def test_same_answer_with_and_without_the_hot_path(
+    clients: tuple[TestClient, TestClient], path: str, headers: dict[str, str]
+) -> None:
+    hot, plain = (client.post(path, headers=headers) for client in clients)
+    assert (hot.status_code, hot.text) == (plain.status_code, plain.text)
+    for name in ("content-type", "content-length", "x-event-id", "retry-after"):
+        assert hot.headers.get(name) == plain.headers.get(name), name
+
+
+def test_hot_requests_are_counted_under_the_route_template(
+    clients: tuple[TestClient, TestClient],
+) -> None:
+    hot, _ = clients
+    assert hot.post("/ads/AD-metrics/impression").status_code == 200
+    metrics = hot.get("/metrics").text
+    assert (
+        'adstream_http_requests_total{method="POST",route="/ads/{adId}/impression",status="200"}'
+        in metrics
+    )
