@@ -1,0 +1,2 @@
+-- A plain POST: no Lua code runs per request.
+wrk.method = "POST"
