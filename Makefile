@@ -42,6 +42,11 @@ integration: setup
 infra-test: $(STAMP)
 	$(BIN)/pytest tests/infra
 
+bench: setup
+	@command -v wrk >/dev/null || { echo "==> installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python bench/run.py
+	$(BIN)/python bench/aggregator.py
+
 clean:
 	-$(BIN)/adstream kafka down
 	rm -rf $(VENV) .adstream
