@@ -8,34 +8,60 @@ developer's broker on 9092.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
 
 from adstream.local.broker import LocalBroker
-from adstream.local.jars import ensure_kafka_jars
+from adstream.local.jars import KafkaDistribution, ensure_kafka_jars
 from adstream.local.layout import BrokerLayout
 from adstream.local.postgres import PostgresServer, running_postgres
 from tests.integration.kafka_helpers import free_base_port
 
 
 @pytest.fixture(scope="session")
-def kafka_dist():  # type: ignore[no-untyped-def]
+def kafka_dist() -> KafkaDistribution:
     return ensure_kafka_jars(progress=print)
 
 
-def start_broker(root: Path, dist, exclude: set[int] = frozenset()) -> LocalBroker:  # type: ignore[no-untyped-def,assignment]
-    broker = LocalBroker(BrokerLayout.at(root), dist, base_port=free_base_port(exclude))
+def start_broker(
+    root: Path, dist: KafkaDistribution, exclude: set[int] | None = None
+) -> LocalBroker:
+    broker = LocalBroker(BrokerLayout.at(root), dist, base_port=free_base_port(exclude or set()))
     broker.up(progress=logging.getLogger("adstream.tests").info)
     return broker
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory, kafka_dist) -> Iterator[LocalBroker]:  # type: ignore[no-untyped-def]
+def broker(
+    tmp_path_factory: pytest.TempPathFactory, kafka_dist: KafkaDistribution
+) -> Iterator[LocalBroker]:
     running = start_broker(tmp_path_factory.mktemp("kafka"), kafka_dist)
     yield running
     running.down()
+
+
+ExtraBroker = Callable[[str], AbstractContextManager[LocalBroker]]
+
+
+@pytest.fixture(scope="session")
+def extra_broker(
+    tmp_path_factory: pytest.TempPathFactory, kafka_dist: KafkaDistribution, broker: LocalBroker
+) -> ExtraBroker:
+    """Starts a second broker beside the session's, for tests that stop or restart one."""
+
+    @contextmanager
+    def start(name: str) -> Iterator[LocalBroker]:
+        taken = set(broker.ports.all().values())
+        extra = start_broker(tmp_path_factory.mktemp(name), kafka_dist, exclude=taken)
+        try:
+            yield extra
+        finally:
+            extra.down()
+
+    return start
 
 
 @pytest.fixture(scope="session")

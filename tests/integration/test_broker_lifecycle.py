@@ -20,22 +20,16 @@ from adstream.local.broker import BrokerError, LocalBroker, PortInUseError
 from adstream.local.client_configs import librdkafka_config
 from adstream.local.jars import KafkaDistribution
 from adstream.local.layout import LISTEN_HOST, BrokerLayout, Listener
+from tests.integration.conftest import ExtraBroker
 from tests.integration.kafka_helpers import consume_at, free_base_port, produce_one
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def own_broker(
-    tmp_path_factory: pytest.TempPathFactory, kafka_dist: KafkaDistribution, broker: LocalBroker
-) -> Iterator[LocalBroker]:
-    base = free_base_port(exclude=set(broker.ports.all().values()), start=broker.ports.base + 100)
-    created = LocalBroker(
-        BrokerLayout.at(tmp_path_factory.mktemp("lifecycle")), kafka_dist, base_port=base
-    )
-    created.up()
-    yield created
-    created.down()
+def own_broker(extra_broker: ExtraBroker) -> Iterator[LocalBroker]:
+    with extra_broker("lifecycle") as started:
+        yield started
 
 
 def _plaintext(broker: LocalBroker) -> dict[str, object]:

@@ -19,25 +19,16 @@ from adstream.ingest.errors import DeliveryTimeoutError, QueueFullError
 from adstream.ingest.publisher import AdEventPublisher
 from adstream.kafka.factory import make_producer
 from adstream.local.broker import LocalBroker
-from adstream.local.jars import KafkaDistribution
-from adstream.local.layout import BrokerLayout
+from tests.integration.conftest import ExtraBroker
 from tests.integration.ingest_support import high_watermarks, plaintext_settings
-from tests.integration.kafka_helpers import free_base_port
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stoppable(
-    tmp_path_factory: pytest.TempPathFactory, kafka_dist: KafkaDistribution, broker: LocalBroker
-) -> Iterator[LocalBroker]:
-    base = free_base_port(exclude=set(broker.ports.all().values()), start=broker.ports.base + 200)
-    own = LocalBroker(
-        BrokerLayout.at(tmp_path_factory.mktemp("ingest-down")), kafka_dist, base_port=base
-    )
-    own.up()
-    yield own
-    own.down()
+def stoppable(extra_broker: ExtraBroker) -> Iterator[LocalBroker]:
+    with extra_broker("ingest-down") as started:
+        yield started
 
 
 ACKED: dict[str, int] = {}
