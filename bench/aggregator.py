@@ -25,10 +25,11 @@ from adstream.aggregate.stores import open_store
 from adstream.events.ids import uuid7
 from adstream.events.model import AdEvent, EventType
 from adstream.events.wire import headers, key, value
+from adstream.kafka.factory import base_config
 from adstream.local.broker import LocalBroker, port_free
-from adstream.local.client_configs import librdkafka_config, local_kafka_settings
+from adstream.local.client_configs import local_kafka_settings
 from adstream.local.jars import ensure_kafka_jars
-from adstream.local.layout import BrokerLayout, Listener, Ports
+from adstream.local.layout import BrokerLayout, Ports
 from adstream.local.postgres import running_postgres
 
 
@@ -40,7 +41,7 @@ def free_base() -> int:
 
 
 def produce(broker: LocalBroker, count: int) -> None:
-    config = librdkafka_config(broker.layout, broker.ports, Listener.SSL, principal="admin")
+    config = dict(base_config(local_kafka_settings(broker.layout, broker.ports, "admin")))
     producer = Producer({**config, "linger.ms": 20, "compression.type": "lz4", "acks": "all"})
     now = time.time_ns() // 1_000_000
     for i in range(count):

@@ -18,8 +18,8 @@ from adstream.events.model import AdEvent, EventType
 from adstream.events.wire import headers, key, value
 from adstream.local.acls import Grant
 from adstream.local.broker import LocalBroker
-from adstream.local.client_configs import librdkafka_config, local_kafka_settings
-from adstream.local.layout import Listener
+from adstream.local.client_configs import local_kafka_settings
+from tests.integration.kafka_helpers import client_config
 
 AGGREGATOR = "adstream-aggregator"
 
@@ -57,7 +57,7 @@ def private_topic(broker: LocalBroker, partitions: int = 3) -> PrivateTopic:
 
 
 def admin_producer(broker: LocalBroker) -> Producer:
-    config = librdkafka_config(broker.layout, broker.ports, Listener.SSL, principal="admin")
+    config = client_config(broker, principal="admin")
     return Producer({**config, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
 
 

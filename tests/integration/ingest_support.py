@@ -13,8 +13,8 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from adstream.kafka.settings import KafkaSettings
 from adstream.local.acls import AD_EVENTS_TOPIC
 from adstream.local.broker import LocalBroker
-from adstream.local.client_configs import librdkafka_config
 from adstream.local.layout import Listener
+from tests.integration.kafka_helpers import client_config
 
 JAVA_DIR = Path(__file__).parent / "java"
 JAVA_PARTITIONER = JAVA_DIR / "JavaPartitioner.java"
@@ -61,7 +61,7 @@ def plaintext_settings(broker: LocalBroker) -> KafkaSettings:
 
 def reader_config(broker: LocalBroker) -> dict[str, object]:
     return {
-        **librdkafka_config(broker.layout, broker.ports, Listener.PLAINTEXT),
+        **client_config(broker, Listener.PLAINTEXT),
         "group.id": f"adstream-dev-{uuid.uuid4().hex}",
         "enable.auto.commit": False,
     }

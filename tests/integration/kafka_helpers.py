@@ -12,8 +12,20 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from adstream.kafka.factory import base_config
 from adstream.local.broker import LocalBroker, port_free
-from adstream.local.layout import LISTEN_HOST, Ports
+from adstream.local.client_configs import local_kafka_settings
+from adstream.local.layout import LISTEN_HOST, Listener, Ports
+
+
+def client_config(
+    broker: LocalBroker, listener: Listener = Listener.SSL, principal: str = "adstream-api"
+) -> dict[str, object]:
+    """A librdkafka config for ``principal`` on one listener, made by ``adstream.kafka.factory``."""
+    settings = local_kafka_settings(
+        broker.layout, broker.ports, principal, listener, broker.secrets()
+    )
+    return dict(base_config(settings))
 
 
 def free_port() -> int:

@@ -15,8 +15,6 @@ from adstream.aggregate.model import MINUTE_MS
 from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.stores import open_store
 from adstream.local.broker import LocalBroker
-from adstream.local.client_configs import librdkafka_config
-from adstream.local.layout import Listener
 from tests.integration.aggregate_helpers import (
     PrivateTopic,
     RunningAggregator,
@@ -26,6 +24,7 @@ from tests.integration.aggregate_helpers import (
     send_event,
     wait_until,
 )
+from tests.integration.kafka_helpers import client_config
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +153,7 @@ def _end_offsets(broker: LocalBroker, topic: str) -> dict[int, int]:
 
 
 def _admin_consumer(broker: LocalBroker) -> Consumer:
-    config = librdkafka_config(broker.layout, broker.ports, Listener.SSL, principal="admin")
+    config = client_config(broker, principal="admin")
     return Consumer({**config, "group.id": "adstream-test-reader", "enable.auto.commit": False})
 
 

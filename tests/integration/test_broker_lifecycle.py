@@ -17,11 +17,10 @@ import pytest
 
 from adstream.local.acls import AD_EVENTS_TOPIC
 from adstream.local.broker import BrokerError, LocalBroker, PortInUseError
-from adstream.local.client_configs import librdkafka_config
 from adstream.local.jars import KafkaDistribution
 from adstream.local.layout import LISTEN_HOST, BrokerLayout, Listener
 from tests.integration.conftest import ExtraBroker
-from tests.integration.kafka_helpers import consume_at, free_base_port, produce_one
+from tests.integration.kafka_helpers import client_config, consume_at, free_base_port, produce_one
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +32,7 @@ def own_broker(extra_broker: ExtraBroker) -> Iterator[LocalBroker]:
 
 
 def _plaintext(broker: LocalBroker) -> dict[str, object]:
-    return dict(librdkafka_config(broker.layout, broker.ports, Listener.PLAINTEXT))
+    return client_config(broker, Listener.PLAINTEXT)
 
 
 def _cluster_id(broker: LocalBroker) -> str:

@@ -13,11 +13,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from adstream.local.acls import AD_EVENTS_PARTITIONS, AD_EVENTS_TOPIC, AGGREGATOR_GROUP
 from adstream.local.broker import LocalBroker
 from adstream.local.certs import CertificateAuthority
-from adstream.local.client_configs import librdkafka_config
 from adstream.local.layout import Listener
 from tests.integration.kafka_helpers import (
     LogCapture,
     api_versions_over_tls,
+    client_config,
     consume_at,
     produce_one,
 )
@@ -26,11 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 def _config(broker: LocalBroker, listener: Listener, principal: str) -> dict[str, object]:
-    return dict(
-        librdkafka_config(
-            broker.layout, broker.ports, listener, principal=principal, secrets=broker.secrets()
-        )
-    )
+    return client_config(broker, listener, principal)
 
 
 @pytest.mark.parametrize("listener", [Listener.PLAINTEXT, Listener.SSL, Listener.SASL_SSL])
@@ -86,7 +82,7 @@ def test_mtls_rejects_a_certificate_from_another_ca(broker: LocalBroker, tmp_pat
 
 def test_librdkafka_without_certificate_fails_with_bad_certificate(broker: LocalBroker) -> None:
     config = _config(broker, Listener.SSL, "adstream-api")
-    del config["ssl.certificate.location"], config["ssl.key.location"]
+    del config["ssl.certificate.pem"], config["ssl.key.pem"]
     logs = LogCapture()
     admin = AdminClient(config | {"logger": logs.logger()})
     with pytest.raises(KafkaException):

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from adstream.kafka.factory import make_admin
 from adstream.local import acls
 from adstream.local.certs import ensure_certificates
-from adstream.local.client_configs import librdkafka_config, write_java_client_properties
+from adstream.local.client_configs import local_kafka_settings, write_java_client_properties
 from adstream.local.jars import KafkaDistribution
 from adstream.local.layout import (
     CLIENT_LISTENERS,
@@ -310,8 +311,7 @@ class LocalBroker:
 
     def admin(self) -> AdminClient:
         """An AdminClient authenticated as the ``admin`` super user over mutual TLS."""
-        config = librdkafka_config(self.layout, self.ports, Listener.SSL, principal="admin")
-        return AdminClient(config)
+        return make_admin(local_kafka_settings(self.layout, self.ports, "admin"))
 
     def _metadata_answers(self) -> bool:
         try:
@@ -354,7 +354,10 @@ class LocalBroker:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 return True
-            if not Path(f"/proc/{pid}/cmdline").read_bytes():
-                return True  # a zombie: exited, waiting for a parent we are not
+            try:
+                if not Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return True  # a zombie: exited, waiting for a parent we are not
+            except FileNotFoundError:
+                return True
             time.sleep(0.1)
         return False

@@ -1,4 +1,4 @@
-"""How clients reach the local broker: librdkafka configs and Java ``client.properties`` files.
+"""How clients reach the local broker: ``KafkaSettings`` and Java ``client.properties`` files.
 
 The ``.properties`` files are the format the MSK docs and Spring apps use, with
 absolute paths, so a Java client (or ``adstream --kafka-config``) can connect to
@@ -14,59 +14,47 @@ from adstream.kafka.settings import KafkaSettings, SecurityMode
 from adstream.local.layout import BrokerLayout, Listener, Ports
 from adstream.local.secrets import LocalSecrets
 
-ClientConfig = dict[str, str | int | float | bool]
-"""A librdkafka configuration as confluent-kafka takes it."""
-
 TLS_CLIENT = "adstream-api"
 SCRAM_CLIENT = "adstream-api"
 
 
-def librdkafka_config(
+def local_kafka_settings(
     layout: BrokerLayout,
     ports: Ports,
-    listener: Listener,
-    *,
-    principal: str = TLS_CLIENT,
+    principal: str,
+    listener: Listener = Listener.SSL,
     secrets: LocalSecrets | None = None,
-) -> ClientConfig:
-    """A confluent-kafka config for one listener: PEM files for TLS, SCRAM from ``secrets``."""
-    config: ClientConfig = {"bootstrap.servers": ports.bootstrap(listener)}
+) -> KafkaSettings:
+    """Settings for ``principal`` on one listener of the local broker.
+
+    The default, mutual TLS with the principal's certificate, is the MSK-like path the
+    services use; SASL_SSL needs the SCRAM password from ``secrets``. The configs
+    themselves come from ``adstream.kafka.factory``, as for any cluster.
+    """
+    bootstrap = (ports.bootstrap(listener),)
     if listener is Listener.PLAINTEXT:
-        return config | {"security.protocol": "PLAINTEXT"}
-    config |= {
-        "ssl.ca.location": str(layout.ca_pem()),
-        "ssl.endpoint.identification.algorithm": "https",
-    }
+        return KafkaSettings(bootstrap_servers=bootstrap, client_id=principal)
     if listener is Listener.SSL:
-        return config | {
-            "security.protocol": "SSL",
-            "ssl.certificate.location": str(layout.cert_pem(principal)),
-            "ssl.key.location": str(layout.key_pem(principal)),
-        }
+        return KafkaSettings(
+            bootstrap_servers=bootstrap,
+            security=SecurityMode.MTLS,
+            ca_file=layout.ca_pem(),
+            cert_file=layout.cert_pem(principal),
+            key_file=layout.key_pem(principal),
+            client_id=principal,
+        )
     if listener is Listener.SASL_SSL:
         if secrets is None:
             raise ValueError("the SASL_SSL listener needs the SCRAM password from LocalSecrets")
-        return config | {
-            "security.protocol": "SASL_SSL",
-            "sasl.mechanism": "SCRAM-SHA-512",
-            "sasl.username": principal,
-            "sasl.password": secrets.scram_password(principal),
-        }
+        return KafkaSettings(
+            bootstrap_servers=bootstrap,
+            security=SecurityMode.SCRAM,
+            ca_file=layout.ca_pem(),
+            scram_username=principal,
+            scram_password=secrets.scram_password(principal),
+            client_id=principal,
+        )
     raise ValueError(f"clients do not connect to the {listener} listener")
-
-
-def local_kafka_settings(
-    layout: BrokerLayout, ports: Ports, principal: str, client_id: str | None = None
-) -> KafkaSettings:
-    """Mutual TLS settings for ``principal`` on the local broker: the MSK-like default path."""
-    return KafkaSettings(
-        bootstrap_servers=(ports.bootstrap(Listener.SSL),),
-        security=SecurityMode.MTLS,
-        ca_file=layout.ca_pem(),
-        cert_file=layout.cert_pem(principal),
-        key_file=layout.key_pem(principal),
-        client_id=client_id or principal,
-    )
 
 
 def java_client_properties(
