@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from adstream.ingest.app import create_app
 from adstream.ingest.config import ApiSettings
 from adstream.local.broker import LocalBroker
+from adstream.local.client_configs import local_kafka_settings
 from tests.integration.ingest_support import plaintext_settings
 
 pytestmark = pytest.mark.integration
@@ -53,3 +54,19 @@ def test_hot_requests_are_counted_under_the_route_template(
         'adstream_http_requests_total{method="POST",route="/ads/{adId}/impression",status="200"}'
         in metrics
     )
+
+
+@pytest.mark.parametrize("hot_path", [True, False])
+def test_a_permanent_failure_is_500_without_retry_after(
+    broker: LocalBroker, hot_path: bool
+) -> None:
+    """The aggregator's principal may not write ``ad-events``: retrying cannot help."""
+    reader = local_kafka_settings(broker.layout, broker.ports, "adstream-aggregator")
+    app = create_app(reader, ApiSettings(hot_path=hot_path, delivery_timeout_s=10))
+    with TestClient(app) as client:
+        response = client.post("/ads/AD1/impression")
+        batch = client.post("/events", json=[{"adId": "AD1"}])
+    for answer in (response, batch):
+        assert answer.status_code == 500
+        assert answer.json()["error"] == "delivery_failed"
+        assert "retry-after" not in answer.headers

@@ -51,9 +51,6 @@ class Batch:
         nxt = offset + 1 if known is None else max(known.next, offset + 1)
         self.ranges[key] = OffsetRange(topic, partition, first, nxt)
 
-    def __len__(self) -> int:
-        return sum(r.next - r.first for r in self.ranges.values())
-
 
 @dataclass(frozen=True)
 class CommitResult:

@@ -1,16 +1,14 @@
 """The API's composition root: the one place that reads settings and wires objects together.
 
 `create_app` takes the settings as arguments (tests hand in the real broker's);
-`create_app_from_env` is what each server worker process calls.
+`adstream.api` adds the stats routes and is what each server worker process calls.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from adstream.events import InvalidEventError
 from adstream.ingest import batch
-from adstream.ingest.config import KAFKA_CONFIG_ENV, ApiSettings
+from adstream.ingest.config import ApiSettings
 from adstream.ingest.errors import PublishError
 from adstream.ingest.health import ReadinessProbe
 from adstream.ingest.hot_path import HotPath
@@ -27,7 +25,6 @@ from adstream.ingest.publisher import AdEventPublisher
 from adstream.ingest.routes import router
 from adstream.ingest.service import IngestService, InvalidBatchError, InvalidIdempotencyKeyError
 from adstream.kafka.factory import make_producer
-from adstream.kafka.load import load_settings
 from adstream.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -40,8 +37,9 @@ def _error(status: int, error: str, detail: object = None) -> JSONResponse:
 def _install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, PublishError)
-        response = _error(503, exc.reason, str(exc))
-        response.headers["Retry-After"] = str(retry_after_s)
+        response = _error(exc.status, exc.reason, str(exc))
+        if exc.retryable:
+            response.headers["Retry-After"] = str(retry_after_s)
         return response
 
     async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
@@ -117,9 +115,3 @@ class _MetricsMiddleware:
 
     async def __call__(self, scope: object, receive: object, send: object) -> None:
         await self._inner(scope, receive, send)  # type: ignore[arg-type]
-
-
-def create_app_from_env() -> FastAPI:
-    """For server workers: Kafka settings from `$ADSTREAM_KAFKA_CONFIG` (a file) or the env."""
-    path = os.environ.get(KAFKA_CONFIG_ENV)
-    return create_app(load_settings(Path(path) if path else None), ApiSettings())

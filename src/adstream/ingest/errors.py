@@ -1,6 +1,8 @@
 """Typed publish failures: each tells the HTTP layer whether a retry can help.
 
-All of them mean "Kafka has not acknowledged this event"; the API answers 503. A
+All of them mean "Kafka has not acknowledged this event". The API answers 503 with
+`Retry-After` for the retryable ones and 500 for a permanent failure (e.g. the API's
+principal may not write the topic), where retrying cannot help. A
 `DeliveryTimeoutError` or `BrokerUnavailableError` event may still have reached the log
 (librdkafka may have sent it before giving up), so a retry can duplicate it; the
 stable `eventId` lets consumers drop the duplicate.
@@ -14,6 +16,11 @@ class PublishError(RuntimeError):
 
     reason = "publish_failed"
     retryable = True
+
+    @property
+    def status(self) -> int:
+        """The HTTP status that reports this failure."""
+        return 503 if self.retryable else 500
 
 
 class QueueFullError(PublishError):

@@ -67,8 +67,10 @@ class HotPath:
             await self.service.publish(event)
         except PublishError as exc:
             body = orjson.dumps({"error": exc.reason, "detail": str(exc)})
-            headers = [(b"content-type", b"application/json"), (b"retry-after", self.retry_after)]
-            await _answer(send, 503, headers, body)
+            headers = [(b"content-type", b"application/json")]
+            if exc.retryable:
+                headers.append((b"retry-after", self.retry_after))
+            await _answer(send, exc.status, headers, body)
             return
         text = (_TEXT[kind] + ad_id).encode()
         headers = [

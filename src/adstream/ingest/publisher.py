@@ -25,7 +25,7 @@ from functools import partial
 from typing import Protocol
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from adstream.events import AdEvent, wire
 from adstream.ingest.errors import (
@@ -170,6 +170,11 @@ class AdEventPublisher:
             self._observer.failed(QueueFullError.reason)
             log.warning("local queue full, event %s rejected", event.event_id)
             raise QueueFullError("the local producer queue is full") from exc
+        except KafkaException as exc:  # refused before queueing, e.g. topic not authorized
+            failure = classify(exc.args[0])
+            self._observer.failed(failure.reason)
+            log.error("event %s not sent: %s (%s)", event.event_id, failure.reason, exc)
+            raise failure from exc
 
     async def publish(self, event: AdEvent) -> Delivery:
         """Send one event and wait for the broker's acknowledgement."""
@@ -180,14 +185,15 @@ class AdEventPublisher:
     async def publish_many(self, events: Sequence[AdEvent]) -> int:
         """Send events and wait until all are acknowledged; raises the first failure.
 
-        If the queue fills mid-batch, waits for the events already enqueued, then raises
-        `QueueFullError`: the caller's 503 is sent only once nothing is left in flight.
+        If producing fails mid-batch (queue full, topic refused), waits for the events
+        already enqueued, then raises that error: the caller's answer is sent only once
+        nothing is left in flight.
         """
         ticket = self._ticket(len(events))
         for sent, event in enumerate(events):
             try:
                 self._produce(event, ticket)
-            except QueueFullError as exc:
+            except PublishError as exc:  # nothing more can be queued: settle what was
                 ticket.error = ticket.error or exc
                 ticket.remaining -= len(events) - sent
                 if ticket.remaining == 0:
@@ -248,10 +254,3 @@ class AdEventPublisher:
                     ticket.future.set_result(ticket.delivery)
         if acked:
             self._observer.acked(acked)
-
-    def _fail(self, ticket: _Ticket, error: KafkaError, message: Message) -> None:
-        failure = classify(error)
-        self._observer.failed(failure.reason)
-        event_id = _event_id(message)
-        log.error("event %s not delivered: %s (%s)", event_id, failure.reason, error.str())
-        ticket.error = ticket.error or failure
