@@ -34,14 +34,21 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         "ADSTREAM_KAFKA_BOOTSTRAP_SERVERS": brokers,
         "ADSTREAM_KAFKA_SECURITY": "iam",
         "ADSTREAM_KAFKA_IAM_REGION": "eu-west-1",
-        "ADSTREAM_TOPIC": "ad-events",
     }
-    assert _env(containers["api"]) == {**common, "ADSTREAM_KAFKA_CLIENT_ID": "adstream-ingest"}
+    assert _env(containers["api"]) == {
+        **common,
+        "ADSTREAM_KAFKA_CLIENT_ID": "adstream-ingest",
+        "ADSTREAM_API_TOPIC": "ad-events",
+        "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - the container listens behind the ALB
+        "ADSTREAM_API_PORT": str(s.profile.clients.api_port),
+    }
     assert _env(containers["aggregator"]) == {
         **common,
         "ADSTREAM_KAFKA_CLIENT_ID": "adstream-aggregator",
-        "ADSTREAM_CONSUMER_GROUP": "ad-aggregator",
+        "ADSTREAM_AGGREGATE_TOPIC": "ad-events",
+        "ADSTREAM_AGGREGATE_GROUP": "ad-aggregator",
     }
+    assert containers["api"]["Command"] == ["adstream", "serve"]
     assert containers["api"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamProducer")
     assert containers["aggregator"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamAggregator")
     for container in containers.values():

@@ -77,10 +77,17 @@ def test_aggregator_role(synth: SynthCache, name: str) -> None:
     s = synth(name)
     cluster = _cluster_id(s, name)
     assert _statements(s, "Aggregator") == [
-        (("kafka-cluster:Connect",), _cluster_arn(name, cluster)),
+        (
+            ("kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently"),
+            _cluster_arn(name, cluster),
+        ),
         (
             ("kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"),
             _arn(s, cluster, "topic", "ad-events"),
+        ),
+        (
+            ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"),
+            _arn(s, cluster, "topic", "ad-events.dlq"),
         ),
         (
             ("kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"),

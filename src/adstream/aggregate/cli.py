@@ -21,12 +21,18 @@ def aggregate(
             help="Java client.properties or dotenv file [default: the local broker, mTLS]"
         ),
     ] = None,
-    db: Annotated[str, typer.Option(help="sqlite:///PATH or postgresql://…")] = DEFAULT_DB_URL,
-    topic: Annotated[str, typer.Option(help="Topic to count")] = "ad-events",
+    db: Annotated[
+        str, typer.Option(envvar="ADSTREAM_AGGREGATE_DB", help="sqlite:///PATH or postgresql://…")
+    ] = DEFAULT_DB_URL,
+    topic: Annotated[
+        str, typer.Option(envvar="ADSTREAM_AGGREGATE_TOPIC", help="Topic to count")
+    ] = "ad-events",
     dead_letter_topic: Annotated[
         str | None, typer.Option(help="Where unparsable records go [default: TOPIC.dlq]")
     ] = None,
-    group: Annotated[str, typer.Option(help="Consumer group")] = AGGREGATOR_GROUP,
+    group: Annotated[
+        str, typer.Option(envvar="ADSTREAM_AGGREGATE_GROUP", help="Consumer group")
+    ] = AGGREGATOR_GROUP,
     instance_id: Annotated[
         str | None,
         typer.Option(

@@ -32,7 +32,6 @@ def kafka_environment(profile: Profile, brokers: str, client_id: str) -> dict[st
         "ADSTREAM_KAFKA_BOOTSTRAP_SERVERS": brokers,
         "ADSTREAM_KAFKA_SECURITY": profile.clients.auth.value,
         "ADSTREAM_KAFKA_CLIENT_ID": client_id,
-        "ADSTREAM_TOPIC": profile.topic.name,
     }
     if profile.clients.auth is ClientAuth.IAM:
         env["ADSTREAM_KAFKA_IAM_REGION"] = profile.region
@@ -67,10 +66,17 @@ class ClientServices(Construct):
         self._image = ecs.ContainerImage.from_ecr_repository(repository, profile.clients.image_tag)
         self._vpc, self._subnets, self._sg = vpc, subnets, client_sg
 
-        api_env = kafka_environment(profile, brokers, "adstream-ingest")
+        # Names as `adstream serve` and `adstream aggregate` read them.
+        api_env = kafka_environment(profile, brokers, "adstream-ingest") | {
+            "ADSTREAM_API_TOPIC": profile.topic.name,
+            "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - inside the task, behind the ALB
+            "ADSTREAM_API_PORT": str(profile.clients.api_port),
+        }
         self.api = self._service("Api", profile.clients.api, producer_role, api_env, "ingest")
-        agg_env = kafka_environment(profile, brokers, "adstream-aggregator")
-        agg_env["ADSTREAM_CONSUMER_GROUP"] = profile.topic.consumer_group
+        agg_env = kafka_environment(profile, brokers, "adstream-aggregator") | {
+            "ADSTREAM_AGGREGATE_TOPIC": profile.topic.name,
+            "ADSTREAM_AGGREGATE_GROUP": profile.topic.consumer_group,
+        }
         self.aggregator = self._service(
             "Aggregator", profile.clients.aggregator, aggregator_role, agg_env, "aggregator"
         )

@@ -16,8 +16,10 @@ from adstream.infra.profiles import Profile
 
 PRODUCER_CLUSTER_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently")
 PRODUCER_TOPIC_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData")
-AGGREGATOR_CLUSTER_ACTIONS = ("kafka-cluster:Connect",)
+# The aggregator also writes what it cannot parse to `<topic>.dlq` (idempotent producer).
+AGGREGATOR_CLUSTER_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently")
 AGGREGATOR_TOPIC_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:ReadData")
+AGGREGATOR_DEAD_LETTER_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData")
 AGGREGATOR_GROUP_ACTIONS = ("kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup")
 ADMIN_CLUSTER_ACTIONS = (
     "kafka-cluster:Connect",
@@ -73,6 +75,8 @@ class KafkaRoles(Construct):
         )
         self._allow(self.aggregator, AGGREGATOR_CLUSTER_ACTIONS, cluster_arn)
         self._allow(self.aggregator, AGGREGATOR_TOPIC_ACTIONS, topic_arn)
+        dead_letters = kafka_arn(cluster_arn, name, "topic", f"{topic.name}.dlq")
+        self._allow(self.aggregator, AGGREGATOR_DEAD_LETTER_ACTIONS, dead_letters)
         self._allow(self.aggregator, AGGREGATOR_GROUP_ACTIONS, group_arn)
 
         self.admin = iam.Role(

@@ -119,7 +119,7 @@ class ClientsProfile(_Model):
     api_allowed_cidrs: tuple[str, ...] = Field(
         default=(), description="who may reach the internal load balancer; default: the VPC"
     )
-    api: ServiceProfile = ServiceProfile(command=("adstream", "api"))
+    api: ServiceProfile = ServiceProfile(command=("adstream", "serve"))
     aggregator: ServiceProfile = ServiceProfile(command=("adstream", "aggregate"))
 
 

@@ -39,9 +39,15 @@ def serve(
             "else the local broker over mutual TLS as adstream-api.",
         ),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    host: Annotated[
+        str, typer.Option(envvar="ADSTREAM_API_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="ADSTREAM_API_PORT", help="Port to listen on.")
+    ] = 8080,
+    workers: Annotated[
+        int, typer.Option(min=1, envvar="ADSTREAM_API_WORKERS", help="Worker processes.")
+    ] = 2,
     db: Annotated[
         str | None,
         typer.Option(help="Count database for /ads/{adId}/stats, /ads/top and /dashboard."),
