@@ -11,7 +11,6 @@ committed in the same transaction. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import random
 import tempfile
 import threading
 import time
@@ -26,18 +25,12 @@ from adstream.events.ids import uuid7
 from adstream.events.model import AdEvent, EventType
 from adstream.events.wire import headers, key, value
 from adstream.kafka.factory import base_config
-from adstream.local.broker import LocalBroker, port_free
+from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import local_kafka_settings
 from adstream.local.jars import ensure_kafka_jars
-from adstream.local.layout import BrokerLayout, Ports
+from adstream.local.layout import BrokerLayout
+from adstream.local.ports import free_base_port
 from adstream.local.postgres import running_postgres
-
-
-def free_base() -> int:
-    for base in range(random.randrange(41000, 50000, 10), 60000, 10):
-        if all(port_free(p) for p in Ports(base).all().values()):
-            return base
-    raise RuntimeError("no free ports")
 
 
 def produce(broker: LocalBroker, count: int) -> None:
@@ -94,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="adstream-bench-") as tmp:
         broker = LocalBroker(
-            BrokerLayout.at(Path(tmp) / "kafka"), ensure_kafka_jars(), base_port=free_base()
+            BrokerLayout.at(Path(tmp) / "kafka"), ensure_kafka_jars(), base_port=free_base_port()
         )
         broker.up()
         try:

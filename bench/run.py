@@ -15,7 +15,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,16 +30,11 @@ from adstream.kafka.java_properties import from_java_properties
 from adstream.local.broker import LocalBroker
 from adstream.local.jars import ensure_kafka_jars
 from adstream.local.layout import BrokerLayout
+from adstream.local.ports import free_base_port, free_port
 
 HERE = Path(__file__).parent
 SINGLE_LUA = HERE / "single.lua"
 POST_LUA = HERE / "post.lua"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def raw_ceiling(properties: Path, count: int) -> float:
@@ -139,7 +133,7 @@ def main() -> None:
     )
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="adstream-bench-") as tmp:
-        broker = LocalBroker(BrokerLayout.at(tmp), ensure_kafka_jars(), base_port=_free_base())
+        broker = LocalBroker(BrokerLayout.at(tmp), ensure_kafka_jars(), base_port=free_base_port())
         broker.up()
         try:
             props = broker.layout.client_properties(args.listener)
@@ -200,16 +194,6 @@ def main() -> None:
     print("| measurement | result |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
-
-
-def _free_base() -> int:
-    from adstream.local.broker import port_free
-    from adstream.local.layout import Ports
-
-    for base in range(39192, 60000, 10):
-        if all(port_free(p) for p in Ports(base).all().values()):
-            return base
-    raise RuntimeError("no free ports")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import socket
 import ssl
 import struct
@@ -13,9 +12,9 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from adstream.kafka.factory import base_config
-from adstream.local.broker import LocalBroker, port_free
+from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import local_kafka_settings
-from adstream.local.layout import LISTEN_HOST, Listener, Ports
+from adstream.local.layout import LISTEN_HOST, Listener
 
 
 def client_config(
@@ -26,27 +25,6 @@ def client_config(
         broker.layout, broker.ports, principal, listener, broker.secrets()
     )
     return dict(base_config(settings))
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind((LISTEN_HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def free_base_port(exclude: set[int] = frozenset(), start: int | None = None) -> int:  # type: ignore[assignment]
-    """A base port whose whole block of listener ports is free.
-
-    The search starts at a random place so that test runs side by side (a developer's
-    and a colleague's on one machine) rarely race for the same block.
-    """
-    first = start if start is not None else random.randrange(20000, 40000, 10)
-    for base in [*range(first, 60000, 10), *range(20000, first, 10)]:
-        ports = Ports(base).all().values()
-        if not set(ports) & exclude and all(port_free(p) for p in ports):
-            return base
-    raise RuntimeError("no free block of ports")
 
 
 class LogCapture(logging.Handler):

@@ -19,8 +19,9 @@ from adstream.local.acls import AD_EVENTS_TOPIC
 from adstream.local.broker import BrokerError, LocalBroker, PortInUseError
 from adstream.local.jars import KafkaDistribution
 from adstream.local.layout import LISTEN_HOST, BrokerLayout, Listener
+from adstream.local.ports import free_base_port
 from tests.integration.conftest import ExtraBroker
-from tests.integration.kafka_helpers import client_config, consume_at, free_base_port, produce_one
+from tests.integration.kafka_helpers import client_config, consume_at, produce_one
 
 pytestmark = pytest.mark.integration
 

@@ -21,6 +21,7 @@ from adstream.aggregate.routes import install_stats
 from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.stores import open_store
 from adstream.local.broker import LocalBroker
+from adstream.local.ports import free_port
 from tests.integration.aggregate_helpers import (
     RunningAggregator,
     admin_producer,
@@ -28,7 +29,6 @@ from tests.integration.aggregate_helpers import (
     private_topic,
     send_event,
 )
-from tests.integration.kafka_helpers import free_port
 
 pytestmark = pytest.mark.integration
 

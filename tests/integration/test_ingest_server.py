@@ -4,7 +4,6 @@ metrics summed across workers, and schemathesis finds no 5xx while the broker is
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,21 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from adstream.local.broker import LocalBroker
+from adstream.local.ports import free_port
 
 pytestmark = pytest.mark.integration
 
 SERVE = [sys.executable, "-m", "adstream", "serve"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     config = broker.layout.client_properties("tls")
     db = f"sqlite:///{tmp_path_factory.mktemp('api') / 'counts.db'}"
     process = subprocess.Popen(

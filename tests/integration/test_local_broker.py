@@ -54,10 +54,24 @@ def _tls_context(
     return context
 
 
+def _api_tls_context(broker: LocalBroker) -> ssl.SSLContext:
+    """The client side of mutual TLS as ``adstream-api``."""
+    layout = broker.layout
+    return _tls_context(broker, layout.cert_pem("adstream-api"), layout.key_pem("adstream-api"))
+
+
+def _metadata_failure_logs(config: dict[str, object]) -> str:
+    """Ask for metadata, expect it to fail, and return what librdkafka logged meanwhile."""
+    logs = LogCapture()
+    admin = AdminClient(config | {"logger": logs.logger()})
+    with pytest.raises(KafkaException):
+        admin.list_topics(timeout=5)
+    admin.poll(0.5)  # log lines reach a Python logger through the client's poll
+    return logs.text()
+
+
 def test_mtls_listener_answers_a_client_with_a_valid_certificate(broker: LocalBroker) -> None:
-    context = _tls_context(
-        broker, broker.layout.cert_pem("adstream-api"), broker.layout.key_pem("adstream-api")
-    )
+    context = _api_tls_context(broker)
     assert api_versions_over_tls(broker.ports.of(Listener.SSL), context) == 4242
 
 
@@ -83,19 +97,12 @@ def test_mtls_rejects_a_certificate_from_another_ca(broker: LocalBroker, tmp_pat
 def test_librdkafka_without_certificate_fails_with_bad_certificate(broker: LocalBroker) -> None:
     config = _config(broker, Listener.SSL, "adstream-api")
     del config["ssl.certificate.pem"], config["ssl.key.pem"]
-    logs = LogCapture()
-    admin = AdminClient(config | {"logger": logs.logger()})
-    with pytest.raises(KafkaException):
-        admin.list_topics(timeout=5)
-    admin.poll(0.5)  # log lines reach a Python logger through the client's poll
-    assert "alert bad certificate" in logs.text()
+    assert "alert bad certificate" in _metadata_failure_logs(config)
 
 
 @pytest.mark.parametrize("listener", [Listener.SSL, Listener.SASL_SSL])
 def test_tls_1_1_is_refused(broker: LocalBroker, listener: Listener) -> None:
-    context = _tls_context(
-        broker, broker.layout.cert_pem("adstream-api"), broker.layout.key_pem("adstream-api")
-    )
+    context = _api_tls_context(broker)
     context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client offer TLS 1.1 at all
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
     with pytest.raises(ssl.SSLError) as raised:
@@ -104,21 +111,15 @@ def test_tls_1_1_is_refused(broker: LocalBroker, listener: Listener) -> None:
 
 
 def test_tls_1_2_is_accepted(broker: LocalBroker) -> None:
-    context = _tls_context(
-        broker, broker.layout.cert_pem("adstream-api"), broker.layout.key_pem("adstream-api")
-    )
+    context = _api_tls_context(broker)
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
     assert api_versions_over_tls(broker.ports.of(Listener.SSL), context) == 4242
 
 
 def test_wrong_scram_password_is_rejected(broker: LocalBroker) -> None:
     config = _config(broker, Listener.SASL_SSL, "adstream-api") | {"sasl.password": "wrong"}
-    logs = LogCapture()
-    admin = AdminClient(config | {"logger": logs.logger()})
-    with pytest.raises(KafkaException):
-        admin.list_topics(timeout=5)
-    admin.poll(0.5)  # log lines reach a Python logger through the client's poll
-    assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in logs.text()
+    logs = _metadata_failure_logs(config)
+    assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in logs
 
 
 @pytest.mark.parametrize("listener", [Listener.SSL, Listener.SASL_SSL])

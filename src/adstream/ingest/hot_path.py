@@ -19,6 +19,7 @@ import orjson
 
 from adstream.events import AD_ID_PATTERN, EventType
 from adstream.ingest.errors import PublishError
+from adstream.ingest.routes import recorded_text
 from adstream.ingest.service import IngestService, InvalidIdempotencyKeyError
 
 Scope = MutableMapping[str, Any]
@@ -28,7 +29,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _HOT = re.compile(r"/ads/(" + AD_ID_PATTERN.strip("^$") + r")/(impression|click)")
-_TEXT = {"impression": "Impression recorded for ", "click": "Click recorded for "}
 _TYPES = {"impression": EventType.IMPRESSION, "click": EventType.CLICK}
 _IDEMPOTENCY_HEADER = b"idempotency-key"
 
@@ -72,7 +72,7 @@ class HotPath:
                 headers.append((b"retry-after", self.retry_after))
             await _answer(send, exc.status, headers, body)
             return
-        text = (_TEXT[kind] + ad_id).encode()
+        text = recorded_text(event.type, ad_id).encode()
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"x-event-id", str(event.event_id).encode()),

@@ -28,6 +28,12 @@ NO_CACHE = {
 }
 EVENT_ID_HEADER = "X-Event-Id"
 
+
+def recorded_text(event_type: EventType, ad_id: str) -> str:
+    """The seed's answer: ``Impression recorded for AD123``."""
+    return f"{event_type.value.capitalize()} recorded for {ad_id}"
+
+
 _UNAVAILABLE = {"model": ErrorBody, "description": "Kafka did not acknowledge; retry later"}
 _INVALID = {"model": ErrorBody, "description": "invalid input"}
 ERRORS: dict[int | str, dict[str, object]] = {422: _INVALID, 503: _UNAVAILABLE}
@@ -57,10 +63,13 @@ IdempotencyKey = Annotated[
 
 
 async def _record(
-    service: IngestService, ad_id: str, event_type: EventType, key: str | None, text: str
+    service: IngestService, ad_id: str, event_type: EventType, key: str | None
 ) -> PlainTextResponse:
     recorded = await service.record(ad_id, event_type, key)
-    return PlainTextResponse(text, headers={EVENT_ID_HEADER: str(recorded.event.event_id)})
+    return PlainTextResponse(
+        recorded_text(event_type, ad_id),
+        headers={EVENT_ID_HEADER: str(recorded.event.event_id)},
+    )
 
 
 @router.post(
@@ -74,9 +83,7 @@ async def impression(
     adId: AdId,  # noqa: N803  (the seed's path variable name, shown in the docs)
     idempotency_key: IdempotencyKey = None,
 ) -> PlainTextResponse:
-    return await _record(
-        service, adId, EventType.IMPRESSION, idempotency_key, f"Impression recorded for {adId}"
-    )
+    return await _record(service, adId, EventType.IMPRESSION, idempotency_key)
 
 
 @router.post(
@@ -90,9 +97,7 @@ async def click(
     adId: AdId,  # noqa: N803
     idempotency_key: IdempotencyKey = None,
 ) -> PlainTextResponse:
-    return await _record(
-        service, adId, EventType.CLICK, idempotency_key, f"Click recorded for {adId}"
-    )
+    return await _record(service, adId, EventType.CLICK, idempotency_key)
 
 
 @router.post(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import errno
 import json
 import os
 import signal
@@ -37,6 +36,7 @@ from adstream.local.layout import (
     Listener,
     Ports,
 )
+from adstream.local.ports import port_free
 from adstream.local.secrets import LocalSecrets, SecretsFile
 from adstream.local.server_config import log4j2_yaml, render_properties, server_properties
 from adstream.local.toolchain import find_java
@@ -99,18 +99,6 @@ def port_answers(port: int, timeout: float = 1.0) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((LISTEN_HOST, port), timeout):
         return True
     return False
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LISTEN_HOST, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return False
-            raise
-    return True
 
 
 def _new_cluster_id() -> str:

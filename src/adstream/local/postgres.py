@@ -11,7 +11,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -21,13 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from adstream.local.layout import LISTEN_HOST
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LISTEN_HOST, 0))
-        return int(sock.getsockname()[1])
+from adstream.local.ports import free_port
 
 
 def _bin_dir() -> Path:
@@ -67,7 +60,7 @@ def running_postgres() -> Iterator[PostgresServer]:
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         os.chown(root, owner.pw_uid, owner.pw_gid)
-    server = PostgresServer(root, _free_port())
+    server = PostgresServer(root, free_port())
     data = root / "data"
 
     def run(*cmd: object) -> None:

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from adstream.local import ports
+
 KEY_PASSWORD = "key-secret"
 
 
@@ -117,11 +119,7 @@ class Pki:
         return self.write("other-ca.pem", self.other_ca.cert_pem)
 
 
-def free_port() -> int:
-    """A local port that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+free_port = ports.free_port
 
 
 @dataclass
