@@ -103,6 +103,8 @@ def main() -> None:
                     # A new consumer group per database: each run reads the topic from the start.
                     seconds, timed, counted = run_once(broker, url, args.events, args.batch_size)
                     assert counted == args.events, (counted, args.events)
+                    if seconds <= 0:
+                        raise SystemExit("too few events to time: use more than one batch")
                     rows.append((name, args.events, seconds, timed / seconds))
         finally:
             broker.down()
