@@ -6,6 +6,7 @@ import errno
 import random
 import socket
 from collections.abc import Collection
+from pathlib import Path
 
 from adstream.local.layout import LISTEN_HOST, Ports
 
@@ -30,14 +31,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+LOWEST_BASE_PORT = 20000
+
+
+def ephemeral_port_floor() -> int:
+    """The first port the kernel hands to outgoing connections (Linux default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_base_port(exclude: Collection[int] = (), start: int | None = None) -> int:
     """A base port whose whole block of broker listener ports is free.
 
-    The search starts at a random place so that runs side by side (a developer's tests
-    and a colleague's benchmark on one machine) rarely race for the same block.
+    Blocks lie below the kernel's ephemeral range: a port there can be taken by any
+    outgoing connection between this check and the broker's bind. The search starts
+    at a random place so that runs side by side (a developer's tests and a colleague's
+    benchmark on one machine) rarely race for the same block.
     """
-    first: int = start if start is not None else random.randrange(20000, 40000, 10)  # noqa: S311
-    candidates: list[int] = [*range(first, 60000, 10), *range(20000, first, 10)]
+    high = max(ephemeral_port_floor(), LOWEST_BASE_PORT + 100)
+    first: int = (
+        start if start is not None else random.randrange(LOWEST_BASE_PORT, high - 10, 10)  # noqa: S311
+    )
+    candidates: list[int] = [
+        *range(first, high - 10, 10),
+        *range(LOWEST_BASE_PORT, min(first, high - 10), 10),
+    ]
     for base in candidates:
         ports = Ports(base).all().values()
         if not set(ports) & set(exclude) and all(port_free(p) for p in ports):
