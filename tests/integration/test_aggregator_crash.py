@@ -3,6 +3,10 @@
 The aggregator runs as the real ``adstream aggregate`` command (mutual TLS as
 ``adstream-aggregator``, the default path) against SQLite and PostgreSQL. The
 final counts must equal the counts of the distinct events produced, exactly.
+
+Each round starts the aggregator, produces a wave of events beside it and kills it as
+soon as the database shows progress in that round: kills are triggered by conditions,
+not by sleeps, and each lands after some events were counted and before all were.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from tests.integration.aggregate_helpers import (
 pytestmark = pytest.mark.integration
 
 T0 = 1_790_000_040_000
-WAVES, PER_WAVE = 30, 100
+PER_WAVE = 400
 KILLS = 6
 
 
@@ -46,15 +50,20 @@ class Workload:
         self.random = random.Random(seed)
         self.expected: Counter[tuple[str, int, str]] = Counter()
         self.sent: list[AdEvent] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.producer = admin_producer(broker)
 
-    def _run(self) -> None:
-        producer = admin_producer(self.broker)
-        for _ in range(WAVES):
-            for _ in range(PER_WAVE):
-                self._one(producer)
-            assert producer.flush(30) == 0
-            time.sleep(0.4)  # spread the events over the kill rounds
+    def wave(self) -> None:
+        """PER_WAVE events, flushed in small groups so the aggregator sees a stream."""
+        for n in range(PER_WAVE):
+            self._one(self.producer)
+            if n % 50 == 49:
+                assert self.producer.flush(30) == 0
+        assert self.producer.flush(30) == 0
+
+    def wave_in_background(self) -> threading.Thread:
+        thread = threading.Thread(target=self.wave, daemon=True)
+        thread.start()
+        return thread
 
     def _one(self, producer) -> None:  # type: ignore[no-untyped-def]
         roll = self.random.random()
@@ -108,13 +117,13 @@ def _start(
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _wait_for_log(log: Path, text: str, times: int, proc: subprocess.Popen[bytes]) -> None:
-    """Until ``text`` appears ``times`` times: the process is up and has its partitions."""
-    deadline = time.monotonic() + 60
-    while log.read_text().count(text) < times:
+def _wait_for_progress(db_url: str, beyond: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the database holds more than ``beyond`` counted events."""
+    deadline = time.monotonic() + 90
+    while _counted(db_url) <= beyond:
         assert proc.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def _counted(db_url: str) -> int:
@@ -137,21 +146,21 @@ def test_counts_are_exact_after_repeated_sigkill(
     topic = private_topic(broker)
     workload = Workload(broker, topic, seed=7)
     log = tmp_path / "aggregator.log"
-    rng = random.Random(11)
-    workload.thread.start()
     progress_at_kill = []
     for _ in range(KILLS):
         proc = _start(broker, topic, db_url, log)
-        time.sleep(rng.uniform(1.5, 3.5))
+        before = _counted(db_url)
+        producing = workload.wave_in_background()
+        _wait_for_progress(db_url, before, proc, log)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        producing.join(60)
+        assert not producing.is_alive()
         progress_at_kill.append(_counted(db_url))
-    workload.thread.join(120)
-    assert not workload.thread.is_alive()
+    workload.wave()  # the last wave arrives while no aggregator runs
 
     expected = workload.expected_totals()
     final = _start(broker, topic, db_url, log)
-    _wait_for_log(log, "assigned", KILLS + 1, final)
     try:
         deadline = time.monotonic() + 90
         store = open_store(db_url)
@@ -165,6 +174,7 @@ def test_counts_are_exact_after_repeated_sigkill(
     finally:
         final.send_signal(signal.SIGTERM)
         assert final.wait(30) == 0, log.read_text()[-3000:]
-    # The kills landed while events were being counted, not only before or after.
+    # Every kill landed while events were being counted: after some, before all.
     total = sum(i + c for _, _, i, c in expected)
-    assert sum(1 for n in progress_at_kill if 0 < n < total) >= 3, progress_at_kill
+    assert all(0 < n < total for n in progress_at_kill), progress_at_kill
+    assert progress_at_kill == sorted(progress_at_kill), progress_at_kill

@@ -1,7 +1,7 @@
 """With the broker stopped the API answers 503 + Retry-After, never 2xx.
 
-Runs its own broker (not the session one) because it stops it; the tests run in file
-order: the first stops the broker, the last restarts it and checks the log.
+Runs its own broker (not the session one) because it stops it. Each test states the
+broker state it needs through a fixture, so the tests pass alone and in any order.
 """
 
 from __future__ import annotations
@@ -31,24 +31,36 @@ def stoppable(extra_broker: ExtraBroker) -> Iterator[LocalBroker]:
         yield started
 
 
-ACKED: dict[str, int] = {}
+@pytest.fixture
+def running(stoppable: LocalBroker) -> LocalBroker:
+    stoppable.up()  # idempotent
+    return stoppable
+
+
+@pytest.fixture
+def stopped(stoppable: LocalBroker) -> LocalBroker:
+    stoppable.down()
+    assert stoppable.running_pid() is None
+    return stoppable
 
 
 def _event() -> AdEvent:
     return AdEvent.create(event_id=uuid7(), ad_id="AD1", type=EventType.CLICK, timestamp=1)
 
 
-def test_503_with_retry_after_once_the_broker_is_down(stoppable: LocalBroker) -> None:
+def test_503_with_retry_after_once_the_broker_is_down_and_none_reach_kafka_later(
+    running: LocalBroker,
+) -> None:
     app = create_app(
-        plaintext_settings(stoppable), ApiSettings(delivery_timeout_s=2, retry_after_s=3)
+        plaintext_settings(running), ApiSettings(delivery_timeout_s=2, retry_after_s=3)
     )
     with TestClient(app) as client:
         ok = client.post("/ads/UP1/impression")
         assert ok.status_code == 200
         assert client.get("/readyz").status_code == 200
-        ACKED["before_stop"] = sum(high_watermarks(stoppable).values())
+        acked_before_stop = sum(high_watermarks(running).values())
 
-        stoppable.down()
+        running.down()
         responses = [
             client.post("/ads/DOWN1/impression"),
             client.post("/ads/DOWN2/click"),
@@ -64,12 +76,16 @@ def test_503_with_retry_after_once_the_broker_is_down(stoppable: LocalBroker) ->
         assert ready.json()["status"] == "not ready"
         failures = client.get("/metrics").text
         assert 'adstream_delivery_failures_total{reason="delivery_timeout"}' in failures
+    # The app (and its producer) is closed: the broker's return must not bring any
+    # event that was answered 503 into the log.
+    running.up()
+    assert sum(high_watermarks(running).values()) == acked_before_stop
 
 
-def test_full_local_queue_is_backpressure_not_buffering(stoppable: LocalBroker) -> None:
+def test_full_local_queue_is_backpressure_not_buffering(stopped: LocalBroker) -> None:
     async def scenario() -> None:
         producer = make_producer(
-            plaintext_settings(stoppable),
+            plaintext_settings(stopped),
             {"queue.buffering.max.messages": 2, "message.timeout.ms": 1500, "linger.ms": 1000},
         )
         publisher = AdEventPublisher(producer, "ad-events")
@@ -86,23 +102,16 @@ def test_full_local_queue_is_backpressure_not_buffering(stoppable: LocalBroker) 
         assert publisher.queue_depth == 0
         assert await publisher.close(5) == 0
 
-    assert stoppable.running_pid() is None
     asyncio.run(scenario())
 
 
-def test_timeout_raises_typed_error_and_close_flushes(stoppable: LocalBroker) -> None:
+def test_timeout_raises_typed_error_and_close_flushes(stopped: LocalBroker) -> None:
     async def scenario() -> None:
-        producer = make_producer(plaintext_settings(stoppable), {"message.timeout.ms": 1000})
+        producer = make_producer(plaintext_settings(stopped), {"message.timeout.ms": 1000})
         publisher = AdEventPublisher(producer, "ad-events")
         publisher.start()
         with pytest.raises(DeliveryTimeoutError):
             await publisher.publish(_event())
         await publisher.close(5)
 
-    assert stoppable.running_pid() is None
     asyncio.run(scenario())
-
-
-def test_no_event_answered_503_reaches_kafka_later(stoppable: LocalBroker) -> None:
-    stoppable.up()
-    assert sum(high_watermarks(stoppable).values()) == ACKED["before_stop"]

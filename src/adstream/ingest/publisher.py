@@ -127,6 +127,7 @@ class AdEventPublisher:
         self._stop = threading.Event()
         self._closed = False
         self._results: list[_Result] = []
+        self._in_flight = 0
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -149,7 +150,12 @@ class AdEventPublisher:
 
     @property
     def queue_depth(self) -> int:
-        return len(self._producer)
+        """Events handed to the producer whose ack or failure has not been settled yet.
+
+        Counted here rather than read from `len(producer)`: librdkafka's out-queue length
+        also counts its own pending error and log events, which are not events of ours.
+        """
+        return self._in_flight
 
     # ---- publishing -----------------------------------------------------------------------
     def _ticket(self, count: int) -> _Ticket:
@@ -166,6 +172,7 @@ class AdEventPublisher:
                 headers=wire.headers(event),
                 on_delivery=partial(self._on_delivery, ticket),
             )
+            self._in_flight += 1
         except BufferError as exc:
             self._observer.failed(QueueFullError.reason)
             log.warning("local queue full, event %s rejected", event.event_id)
@@ -210,7 +217,7 @@ class AdEventPublisher:
         while not self._stop.is_set():
             self._producer.poll(POLL_INTERVAL_S)
             self._hand_over()
-            self._observer.queue_depth(len(self._producer))
+            self._observer.queue_depth(self._in_flight)
 
     def _hand_over(self) -> None:
         """Pass the results collected by callbacks to the loop in one call."""
@@ -229,6 +236,7 @@ class AdEventPublisher:
         """
         now = time.perf_counter()
         acked = 0
+        self._in_flight -= len(batch)
         for ticket, error, message in batch:
             if error is None:
                 acked += 1
