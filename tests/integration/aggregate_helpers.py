@@ -12,8 +12,10 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AclOperation, NewTopic, ResourceType
 
 from adstream.aggregate.config import AggregatorConfig
+from adstream.aggregate.model import MINUTE_MS, minute_of
 from adstream.aggregate.service import build_aggregator
 from adstream.aggregate.store import SqlCountStore
+from adstream.events import epoch_ms
 from adstream.events.model import AdEvent, EventType
 from adstream.events.wire import headers, key, value
 from adstream.local.acls import Grant
@@ -22,6 +24,8 @@ from adstream.local.client_configs import local_kafka_settings
 from tests.integration.kafka_helpers import client_config
 
 AGGREGATOR = "adstream-aggregator"
+RECENT_MINUTE = minute_of(epoch_ms()) - 10 * MINUTE_MS
+"""Event times for tests: recent, so inside the event-time window around the record time."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,11 @@ class RunningAggregator:
         return self.metrics.events.labels(outcome)._value.get()
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float = 30.0, state: Callable[[], object] = str
+) -> None:
+    """Until `condition()`; on timeout the assertion shows `state()`."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out; state: {state()}"
         time.sleep(0.1)

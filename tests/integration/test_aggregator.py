@@ -16,6 +16,7 @@ from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.stores import open_store
 from adstream.local.broker import LocalBroker
 from tests.integration.aggregate_helpers import (
+    RECENT_MINUTE,
     PrivateTopic,
     RunningAggregator,
     admin_producer,
@@ -28,7 +29,7 @@ from tests.integration.kafka_helpers import client_config
 
 pytestmark = pytest.mark.integration
 
-T0 = 1_790_000_040_000
+T0 = RECENT_MINUTE
 
 
 @pytest.fixture
@@ -134,7 +135,7 @@ def test_bad_records_go_to_the_dead_letter_topic_with_the_reason(
     assert reasons[0].startswith("not JSON")
     assert reasons[1] == "not a JSON object"
     assert reasons[2] == "missing fields: impressions, timestamp"
-    assert reasons[3].startswith("adId must match")
+    assert reasons[3].startswith("adId: must match")
     assert reasons[4] == "empty record value"
     assert {dict(m.headers())["dlq.original.topic"] for m in letters} == {topic.topic.encode()}
 

@@ -28,6 +28,7 @@ from adstream.aggregate.stores import open_store
 from adstream.events.model import AdEvent
 from adstream.local.broker import LocalBroker
 from tests.integration.aggregate_helpers import (
+    RECENT_MINUTE,
     PrivateTopic,
     admin_producer,
     event,
@@ -37,7 +38,7 @@ from tests.integration.aggregate_helpers import (
 
 pytestmark = pytest.mark.integration
 
-T0 = 1_790_000_040_000
+T0 = RECENT_MINUTE
 PER_WAVE = 400
 KILLS = 6
 

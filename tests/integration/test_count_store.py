@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from adstream.aggregate.model import MINUTE_MS, Batch, StaleBatchError, Tally
+from adstream.aggregate.sqlite_store import SqliteCountStore
 from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.stores import StoreUrlError, open_store
 from adstream.local.postgres import PostgresServer
@@ -117,14 +120,50 @@ def test_stats_and_top(store: SqlCountStore) -> None:
     assert [(t.ad_id, t.impressions, t.clicks) for t in top] == [("B", 20, 2), ("A", 15, 1)]
 
 
-def test_dedupe_window_forgets_old_ids(store: SqlCountStore) -> None:
+def _received(ms: int, *tallies: Tally) -> list[Tally]:
+    return [replace(t, received_ms=ms) for t in tallies]
+
+
+def test_dedupe_window_is_measured_in_receive_time(store: SqlCountStore) -> None:
     store.dedupe_window_ms = 2 * MINUTE_MS
-    store.commit(_batch(0, 0, Tally("A", T0, 1, 0, "old")))
-    store._last_prune = float("-inf")
-    store.commit(_batch(0, 1, Tally("A", T0 + 5 * MINUTE_MS, 1, 0, "new")))
-    # Past the window the id is forgotten: the documented limit of de-duplication.
-    store.commit(_batch(0, 2, Tally("A", T0, 1, 0, "old")))
-    assert {(a, m): i for a, m, i, _ in store.totals()}[("A", T0)] == 2
+    store.prune_every_s = 0
+    store.commit(_batch(0, 0, *_received(T0, Tally("A", T0, 1, 0, "old"))))
+    # A late event (old event time) received now is remembered like any other.
+    store.commit(
+        _batch(0, 1, *_received(T0 + MINUTE_MS, Tally("A", T0 - 60 * MINUTE_MS, 1, 0, "late")))
+    )
+    store.commit(
+        _batch(0, 2, *_received(T0 + MINUTE_MS, Tally("A", T0 - 60 * MINUTE_MS, 1, 0, "late")))
+    )
+    # Received more than the window after "old": the documented limit of de-duplication.
+    store.commit(_batch(0, 3, *_received(T0 + 5 * MINUTE_MS, Tally("A", T0, 1, 0, "new"))))
+    store.commit(_batch(0, 4, *_received(T0 + 5 * MINUTE_MS, Tally("A", T0, 1, 0, "old"))))
+    assert {(a, m): i for a, m, i, _ in store.totals()}[("A", T0)] == 3
+    assert {(a, m): i for a, m, i, _ in store.totals()}[("A", T0 - 60 * MINUTE_MS)] == 1
+
+
+def test_a_record_time_ahead_of_the_clock_cannot_prune(tmp_path: Path) -> None:
+    now = T0 + 10 * MINUTE_MS
+    store = SqliteCountStore(tmp_path / "counts.db", 2 * MINUTE_MS, clock=lambda: now)
+    store.ensure_schema()
+    store.prune_every_s = 0
+    store.commit(_batch(0, 0, *_received(now, Tally("A", T0, 1, 0, "id-1"))))
+    year_ahead = now + 365 * 24 * 60 * MINUTE_MS
+    store.commit(_batch(0, 1, *_received(year_ahead, Tally("B", T0, 1, 0, "id-2"))))
+    store.commit(_batch(0, 2, *_received(now, Tally("A", T0, 1, 0, "id-1"))))
+    assert [(a, i) for a, _, i, _ in store.totals()] == [("A", 1), ("B", 1)]
+    store.close()
+
+
+def test_ids_kept_by_an_older_version_are_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "counts.db"
+    with sqlite3.connect(path) as legacy:
+        legacy.execute("CREATE TABLE seen_events (event_id TEXT PRIMARY KEY, minute BIGINT)")
+        legacy.execute("INSERT INTO seen_events VALUES ('kept', ?)", (T0,))
+    store = open_store(f"sqlite:///{path}")
+    result = store.commit(_batch(0, 0, *_received(T0, Tally("A", T0, 1, 0, "kept"))))
+    assert (result.counted, result.duplicates) == (0, 1)
+    store.close()
 
 
 def test_unknown_database_url_is_explained() -> None:

@@ -34,14 +34,25 @@ def clients(broker: LocalBroker) -> Iterator[tuple[TestClient, TestClient]]:
         yield hot_client, plain_client
 
 
+def _served(client: TestClient) -> int | None:
+    count = client.app.state.hot_path  # type: ignore[attr-defined]
+    return None if count is None else int(count.served)
+
+
 @pytest.mark.parametrize(("path", "headers"), REQUESTS)
 def test_same_answer_with_and_without_the_hot_path(
     clients: tuple[TestClient, TestClient], path: str, headers: dict[str, str]
 ) -> None:
+    hot_client, plain_client = clients
+    served_before = _served(hot_client)
+    assert served_before is not None
+    assert _served(plain_client) is None  # switched off: no hot path in that app at all
     hot, plain = (client.post(path, headers=headers) for client in clients)
     assert (hot.status_code, hot.text) == (plain.status_code, plain.text)
     for name in ("content-type", "content-length", "x-event-id", "retry-after"):
         assert hot.headers.get(name) == plain.headers.get(name), name
+    # Valid requests were answered by the hot path, invalid ones by the FastAPI routes.
+    assert _served(hot_client) == served_before + (1 if hot.status_code == 200 else 0)
 
 
 def test_hot_requests_are_counted_under_the_route_template(

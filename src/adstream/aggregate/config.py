@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from adstream.events import EventTimeWindow
 
 AGGREGATOR_GROUP = "adstream-aggregator"
+RECEIVE_GRACE_MS = 60_000
+"""Slack beyond the API's event-time window: the API reads its clock a moment before the
+producer stamps the record, so an event the API accepted is never dead-lettered here."""
 
 
 @dataclass(frozen=True)
@@ -15,3 +20,9 @@ class AggregatorConfig:
     instance_id: str | None = None  # static membership: restarts skip the rebalance wait
     batch_size: int = 5000
     batch_wait_s: float = 0.2
+    event_window: EventTimeWindow = field(default_factory=EventTimeWindow)
+
+    @property
+    def accepted_window(self) -> EventTimeWindow:
+        """Event times the aggregator counts, around each record's Kafka timestamp."""
+        return self.event_window.widened(RECEIVE_GRACE_MS)

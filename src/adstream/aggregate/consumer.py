@@ -12,14 +12,22 @@ import logging
 import threading
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    Message,
+    TopicPartition,
+)
 
 from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.dead_letters import DeadLetters
 from adstream.aggregate.decoding import UndecodableRecordError, tally_of
 from adstream.aggregate.metrics import AggregatorMetrics
-from adstream.aggregate.model import Batch, StaleBatchError
+from adstream.aggregate.model import Batch, RetryableStoreError, StaleBatchError
 from adstream.aggregate.store import SqlCountStore
+from adstream.events import Clock, epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +40,15 @@ class Aggregator:
         dead_letters: DeadLetters,
         metrics: AggregatorMetrics,
         config: AggregatorConfig | None = None,
+        clock: Clock = epoch_ms,
     ) -> None:
         self.consumer = consumer
         self.store = store
         self.dead_letters = dead_letters
         self.metrics = metrics
         self.config = config or AggregatorConfig()
+        self.clock = clock
+        self._window = self.config.accepted_window
         self.stopping = threading.Event()
 
     def run(self, on_batch: Callable[[int], None] | None = None) -> None:
@@ -73,7 +84,9 @@ class Aggregator:
             assert offset is not None
             batch.consumed(topic, partition, offset)
             try:
-                batch.tallies.append(tally_of(message.value()))
+                batch.tallies.append(
+                    tally_of(message.value(), self._received_ms(message), self._window)
+                )
             except UndecodableRecordError as exc:
                 self.dead_letters.send(message, str(exc))
                 dead += 1
@@ -90,6 +103,10 @@ class Aggregator:
                 log.warning("%s; re-reading from the stored offsets", exc)
                 self._seek_to_stored(list(batch.ranges))
                 return
+            except RetryableStoreError as exc:
+                log.warning("%s; re-reading the batch from the stored offsets", exc)
+                self._seek_to_stored(list(batch.ranges))
+                return
         self.metrics.events.labels("counted").inc(result.counted)
         self.metrics.events.labels("duplicate").inc(result.duplicates)
         self.metrics.events.labels("dead_letter").inc(dead)
@@ -97,6 +114,11 @@ class Aggregator:
             offsets=[TopicPartition(t, p, r.next) for (t, p), r in batch.ranges.items()],
             asynchronous=True,
         )
+
+    def _received_ms(self, message: Message) -> int:
+        """When Kafka received the record (its timestamp), or now if it carries none."""
+        kind, stamp = message.timestamp()
+        return stamp if kind != TIMESTAMP_NOT_AVAILABLE and stamp > 0 else self.clock()
 
     def _stored_positions(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         stored = self.store.load_offsets(self.config.topic)

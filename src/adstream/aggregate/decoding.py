@@ -3,7 +3,10 @@
 Two formats are accepted: adstream's own (`events.wire`, with ``eventId`` and
 ``type``) and the seed's Spring Kafka ``JsonSerializer`` output
 (``{"adId","timestamp","impressions"}``, maybe with a ``__TypeId__`` header), which
-counts as impressions and is de-duplicated by offset only.
+counts as impressions and is de-duplicated by offset only. Both obey the same field
+rules (`events.model.check_fields`) and the same event-time window, measured from the
+record's Kafka timestamp (when the event was received), not from the aggregator's clock,
+so re-reading old records gives the same verdicts.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import orjson
 
 from adstream.aggregate.model import Tally, minute_of
-from adstream.events.model import MAX_IMPRESSIONS, MAX_TIMESTAMP_MS, EventType, valid_ad_id
+from adstream.events.limits import EventTimeWindow
+from adstream.events.model import EventType, check_fields
 from adstream.events.wire import WireError, decode
 
 SEED_FIELDS = frozenset({"adId", "timestamp", "impressions"})
@@ -21,7 +25,18 @@ class UndecodableRecordError(ValueError):
     """The record is not an ad event; the message is the dead-letter reason."""
 
 
-def tally_of(value: bytes | None) -> Tally:
+def tally_of(value: bytes | None, received_ms: int, window: EventTimeWindow) -> Tally:
+    """The tally of one record received (Kafka timestamp) at `received_ms`."""
+    tally = _decode(value, received_ms)
+    late_or_early = window.violation(tally.timestamp, received_ms)
+    if late_or_early is not None:
+        raise UndecodableRecordError(
+            f"timestamp {tally.timestamp} is {late_or_early} of the record's time {received_ms}"
+        )
+    return tally
+
+
+def _decode(value: bytes | None, received_ms: int) -> Tally:
     if value is None:
         raise UndecodableRecordError("empty record value")
     try:
@@ -31,11 +46,11 @@ def tally_of(value: bytes | None) -> Tally:
     if not isinstance(data, dict):
         raise UndecodableRecordError("not a JSON object")
     if "eventId" in data or "type" in data:
-        return _adstream_event(value)
-    return _seed_event(data)
+        return _adstream_event(value, received_ms)
+    return _seed_event(data, received_ms)
 
 
-def _adstream_event(value: bytes) -> Tally:
+def _adstream_event(value: bytes, received_ms: int) -> Tally:
     try:
         event = decode(value)
     except WireError as exc:
@@ -47,24 +62,27 @@ def _adstream_event(value: bytes) -> Tally:
         impressions=0 if clicked else event.impressions,
         clicks=1 if clicked else 0,
         event_id=str(event.event_id),
+        timestamp=event.timestamp,
+        received_ms=received_ms,
     )
 
 
-def _seed_event(data: dict[str, object]) -> Tally:
+def _seed_event(data: dict[str, object], received_ms: int) -> Tally:
     missing = SEED_FIELDS - set(data)
     if missing:
         raise UndecodableRecordError(f"missing fields: {', '.join(sorted(missing))}")
     ad_id, timestamp, impressions = data["adId"], data["timestamp"], data["impressions"]
-    if not isinstance(ad_id, str) or not valid_ad_id(ad_id):
-        raise UndecodableRecordError("adId must match [A-Za-z0-9._-]{1,64}")
-    if not _int_in(timestamp, 0, MAX_TIMESTAMP_MS):
-        raise UndecodableRecordError("timestamp must be epoch milliseconds")
-    if not _int_in(impressions, 0, MAX_IMPRESSIONS):
-        raise UndecodableRecordError(f"impressions must be an integer from 0 to {MAX_IMPRESSIONS}")
+    errors = check_fields(ad_id, timestamp, impressions)
+    if errors:
+        raise UndecodableRecordError("; ".join(f"{k}: {v}" for k, v in errors.items()))
+    assert isinstance(ad_id, str)
     assert isinstance(timestamp, int)
     assert isinstance(impressions, int)
-    return Tally(ad_id=ad_id, minute=minute_of(timestamp), impressions=impressions, clicks=0)
-
-
-def _int_in(value: object, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return Tally(
+        ad_id=ad_id,
+        minute=minute_of(timestamp),
+        impressions=impressions,
+        clicks=0,
+        timestamp=timestamp,
+        received_ms=received_ms,
+    )

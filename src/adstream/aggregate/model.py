@@ -25,6 +25,8 @@ class Tally:
     impressions: int
     clicks: int
     event_id: str | None = None  # None for seed-format events: deduplicated by offset only
+    timestamp: int = 0  # the event's own time (ms); `minute` is derived from it
+    received_ms: int = 0  # the Kafka record's timestamp: when the event was received
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,7 @@ class AdTotal:
 
 class StaleBatchError(RuntimeError):
     """Another consumer already committed past this batch's offsets (a rebalance zombie)."""
+
+
+class RetryableStoreError(RuntimeError):
+    """The database rolled the batch back for a transient reason (lock timeout, deadlock)."""

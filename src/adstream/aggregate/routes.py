@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from adstream.aggregate.dashboard import DASHBOARD_HTML
 from adstream.aggregate.queries import CountQueries, InvalidRangeError, wall_clock_ms
 from adstream.aggregate.store import SqlCountStore
-from adstream.events.model import AD_ID_PATTERN
+from adstream.events import AD_ID_PATTERN
 
 router = APIRouter(tags=["stats"])
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adstream.aggregate.store import DEFAULT_DEDUPE_WINDOW_MS, Cursor, SqlCountStore
+from adstream.events.clock import Clock, epoch_ms
 
 _MAX_VARIABLES = 500
 
@@ -38,8 +39,13 @@ class _QmarkCursor:
 
 
 class SqliteCountStore(SqlCountStore):
-    def __init__(self, path: Path | str, dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS) -> None:
-        super().__init__(dedupe_window_ms)
+    def __init__(
+        self,
+        path: Path | str,
+        dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS,
+        clock: Clock = epoch_ms,
+    ) -> None:
+        super().__init__(dedupe_window_ms, clock)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -73,11 +79,18 @@ class SqliteCountStore(SqlCountStore):
         # BEGIN IMMEDIATE already serializes writers.
         return "SELECT next_offset FROM consumed_offsets WHERE topic = %s AND kafka_partition = %s"
 
-    def _existing_event_ids(self, cur: Cursor, ids: list[str]) -> set[str]:
+    def _has_table(self, cur: Cursor, name: str) -> bool:
+        cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = %s", (name,))
+        return cur.fetchone() is not None
+
+    def _claim_event_ids(self, cur: Cursor, rows: list[tuple[str, int]]) -> set[str]:
+        # BEGIN IMMEDIATE serializes writers, so looking first and inserting after is safe.
         found: set[str] = set()
-        for start in range(0, len(ids), _MAX_VARIABLES):
-            chunk = ids[start : start + _MAX_VARIABLES]
+        for start in range(0, len(rows), _MAX_VARIABLES):
+            chunk = [event_id for event_id, _ in rows[start : start + _MAX_VARIABLES]]
             marks = ",".join(["%s"] * len(chunk))
-            cur.execute(f"SELECT event_id FROM seen_events WHERE event_id IN ({marks})", chunk)  # noqa: S608
+            cur.execute(f"SELECT event_id FROM seen_event_ids WHERE event_id IN ({marks})", chunk)  # noqa: S608
             found.update(row[0] for row in cur.fetchall())
-        return found
+        new = [row for row in rows if row[0] not in found]
+        cur.executemany("INSERT INTO seen_event_ids (event_id, received_ms) VALUES (%s, %s)", new)
+        return {event_id for event_id, _ in new}

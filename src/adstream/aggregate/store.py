@@ -9,10 +9,19 @@ Fencing: a batch is refused (``StaleBatchError``) when the stored offset of one 
 its partitions is already past the batch's first offset, i.e. another consumer
 (after a rebalance) committed those messages first.
 
-De-duplication: events that carry an ``eventId`` are counted once within the
-de-duplication window (default 24 hours of event time, ``dedupe_window_ms``);
-a retry arriving later than that would be counted again. Seed-format events
-without an id are exactly-once per Kafka message, not per client retry.
+De-duplication: an ``eventId`` is remembered with the time its first copy was
+*received* (the Kafka record's timestamp, stamped by the API's producer, never the
+client's event time). A copy received less than ``dedupe_window_ms`` (24 hours) after
+the first is never counted again. Ids are forgotten only when the newest record seen is
+more than the window past them, and that "newest" is capped by the aggregator's own clock,
+so neither a client's clock nor a producer's can make the store forget early. Seed-format
+events without an id are exactly-once per Kafka message, not per client retry.
+
+Concurrency: statements take their locks in one order (offset rows, then event ids,
+then count rows, each sorted), so two writers never deadlock each other; an id claimed
+by two batches at once is counted by the one that commits (``ON CONFLICT DO NOTHING``).
+A batch that cannot take its locks in time fails with ``RetryableStoreError`` and
+changes nothing.
 
 SQLite and PostgreSQL share this code; a dialect supplies what differs.
 """
@@ -34,6 +43,7 @@ from adstream.aggregate.model import (
     StaleBatchError,
     Tally,
 )
+from adstream.events.clock import Clock, epoch_ms
 
 DEFAULT_DEDUPE_WINDOW_MS = 24 * 3600 * 1000
 PRUNE_EVERY_S = 60.0
@@ -51,11 +61,13 @@ SCHEMA = (
         kafka_partition INTEGER NOT NULL,
         next_offset BIGINT NOT NULL,
         PRIMARY KEY (topic, kafka_partition))""",
-    """CREATE TABLE IF NOT EXISTS seen_events (
+    """CREATE TABLE IF NOT EXISTS seen_event_ids (
         event_id TEXT PRIMARY KEY,
-        minute BIGINT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS seen_events_by_minute ON seen_events (minute)",
+        received_ms BIGINT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS seen_event_ids_by_received ON seen_event_ids (received_ms)",
 )
+_LEGACY_SEEN_EVENTS = "seen_events"
+"""Before 0.2 ids were kept by event minute; migrated with that minute as their time."""
 
 _UPSERT_COUNTS = """INSERT INTO ad_counts (ad_id, minute, impressions, clicks)
     VALUES (%s, %s, %s, %s) ON CONFLICT (ad_id, minute) DO UPDATE SET
@@ -66,7 +78,6 @@ _LOCK_OFFSET_ROW = """INSERT INTO consumed_offsets (topic, kafka_partition, next
 _SET_OFFSET = (
     "UPDATE consumed_offsets SET next_offset = %s WHERE topic = %s AND kafka_partition = %s"
 )
-_INSERT_SEEN = "INSERT INTO seen_events (event_id, minute) VALUES (%s, %s)"
 
 
 class Cursor(Protocol):
@@ -79,8 +90,12 @@ class Cursor(Protocol):
 class SqlCountStore(ABC):
     """The shared SQL; subclasses open the connection and run transactions."""
 
-    def __init__(self, dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS) -> None:
+    def __init__(
+        self, dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS, clock: Clock = epoch_ms
+    ) -> None:
         self.dedupe_window_ms = dedupe_window_ms
+        self._clock = clock
+        self.prune_every_s = PRUNE_EVERY_S
         self._last_prune = 0.0
 
     # ---- dialect -------------------------------------------------------------------------
@@ -96,7 +111,11 @@ class SqlCountStore(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
-    def _existing_event_ids(self, cur: Cursor, ids: list[str]) -> set[str]: ...
+    def _claim_event_ids(self, cur: Cursor, rows: list[tuple[str, int]]) -> set[str]:
+        """Insert (event id, received ms) rows not stored yet; return the ids inserted."""
+
+    @abstractmethod
+    def _has_table(self, cur: Cursor, name: str) -> bool: ...
 
     @abstractmethod
     def _lock_offsets_sql(self) -> str:
@@ -107,6 +126,13 @@ class SqlCountStore(ABC):
         with self.transaction() as cur:
             for statement in SCHEMA:
                 cur.execute(statement)
+            if self._has_table(cur, _LEGACY_SEEN_EVENTS):
+                cur.execute(
+                    "INSERT INTO seen_event_ids (event_id, received_ms) "  # noqa: S608
+                    f"SELECT event_id, minute FROM {_LEGACY_SEEN_EVENTS} WHERE true "
+                    "ON CONFLICT (event_id) DO NOTHING"
+                )
+                cur.execute(f"DROP TABLE {_LEGACY_SEEN_EVENTS}")
 
     def load_offsets(self, topic: str) -> dict[int, int]:
         """Next offset to read per partition, as last committed with the counts."""
@@ -141,19 +167,18 @@ class SqlCountStore(ABC):
             cur.execute(_SET_OFFSET, (r.next, r.topic, r.partition))
 
     def _drop_duplicates(self, cur: Cursor, tallies: list[Tally]) -> tuple[list[Tally], int]:
-        fresh: list[Tally] = []
-        batch_ids: set[str] = set()
+        """The tallies to count: no id twice in the batch, no id the store already has."""
+        first_copies: dict[str, Tally] = {}
         for tally in tallies:
-            if tally.event_id is None:
-                fresh.append(tally)
-            elif tally.event_id not in batch_ids:
-                batch_ids.add(tally.event_id)
-                fresh.append(tally)
-        known = self._existing_event_ids(cur, list(batch_ids)) if batch_ids else set()
-        fresh = [t for t in fresh if t.event_id is None or t.event_id not in known]
-        cur.executemany(
-            _INSERT_SEEN, [(t.event_id, t.minute) for t in fresh if t.event_id is not None]
-        )
+            if tally.event_id is not None:
+                first_copies.setdefault(tally.event_id, tally)
+        rows = sorted((i, t.received_ms) for i, t in first_copies.items())
+        claimed = self._claim_event_ids(cur, rows) if rows else set()
+        fresh = [
+            t
+            for t in tallies
+            if t.event_id is None or (t.event_id in claimed and first_copies[t.event_id] is t)
+        ]
         return fresh, len(tallies) - len(fresh)
 
     @staticmethod
@@ -169,12 +194,14 @@ class SqlCountStore(ABC):
             cur.executemany(_UPSERT_COUNTS, rows)
 
     def _maybe_prune(self, cur: Cursor, tallies: list[Tally]) -> None:
+        """Forget ids received more than the window before the newest record (clock-capped)."""
         now = time.monotonic()
-        if now - self._last_prune < PRUNE_EVERY_S or not tallies:
+        if now - self._last_prune < self.prune_every_s or not tallies:
             return
         self._last_prune = now
-        horizon = max(t.minute for t in tallies) - self.dedupe_window_ms
-        cur.execute("DELETE FROM seen_events WHERE minute < %s", (horizon,))
+        newest = min(max(t.received_ms for t in tallies), self._clock())
+        horizon = newest - self.dedupe_window_ms
+        cur.execute("DELETE FROM seen_event_ids WHERE received_ms < %s", (horizon,))
 
     # ---- queries -------------------------------------------------------------------------
     def stats(self, ad_id: str, start_ms: int, end_ms: int) -> list[MinuteCount]:

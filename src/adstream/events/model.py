@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-AD_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+from adstream.events.limits import (
+    AD_ID_PATTERN,
+    MAX_IMPRESSIONS,
+    MAX_TIMESTAMP_MS,
+    MIN_IMPRESSIONS,
+)
+
 _AD_ID = re.compile(AD_ID_PATTERN)
-MAX_IMPRESSIONS = 1_000_000
-MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 class EventType(StrEnum):
@@ -58,7 +62,7 @@ class AdEvent:
         timestamp: int,
         impressions: int = 1,
     ) -> AdEvent:
-        errors = _check(ad_id, timestamp, impressions)
+        errors = check_fields(ad_id, timestamp, impressions)
         if errors:
             raise InvalidEventError(errors)
         return cls(event_id, ad_id, type, timestamp, impressions)
@@ -90,7 +94,7 @@ class AdEvent:
         event_type = _parse_type(data.get("type"), errors)
         ad_id, timestamp = data.get("adId"), data.get("timestamp")
         impressions = data.get("impressions", 1)
-        errors.update(_check(ad_id, timestamp, impressions))
+        errors.update(check_fields(ad_id, timestamp, impressions))
         if errors or event_id is None or event_type is None:
             raise InvalidEventError(errors or {"$": "invalid"})
         assert isinstance(ad_id, str)
@@ -103,14 +107,15 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check(ad_id: object, timestamp: object, impressions: object) -> dict[str, str]:
+def check_fields(ad_id: object, timestamp: object, impressions: object) -> dict[str, str]:
+    """The reason per invalid field (empty when all are valid): the one set of field rules."""
     errors: dict[str, str] = {}
     if not valid_ad_id(ad_id):
         errors["adId"] = f"must match {AD_ID_PATTERN}"
     if not _is_int(timestamp) or not 0 <= timestamp <= MAX_TIMESTAMP_MS:  # type: ignore[operator]
         errors["timestamp"] = "must be epoch milliseconds (integer >= 0)"
-    if not _is_int(impressions) or not 1 <= impressions <= MAX_IMPRESSIONS:  # type: ignore[operator]
-        errors["impressions"] = f"must be an integer from 1 to {MAX_IMPRESSIONS}"
+    if not _is_int(impressions) or not MIN_IMPRESSIONS <= impressions <= MAX_IMPRESSIONS:  # type: ignore[operator]
+        errors["impressions"] = f"must be an integer from {MIN_IMPRESSIONS} to {MAX_IMPRESSIONS}"
     return errors
 
 

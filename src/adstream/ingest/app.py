@@ -19,7 +19,7 @@ from adstream.ingest import batch
 from adstream.ingest.config import ApiSettings
 from adstream.ingest.errors import PublishError
 from adstream.ingest.health import ReadinessProbe
-from adstream.ingest.hot_path import HotPath
+from adstream.ingest.hot_path import HotPath, HotPathCount
 from adstream.ingest.metrics import Metrics
 from adstream.ingest.publisher import AdEventPublisher
 from adstream.ingest.routes import router
@@ -90,19 +90,30 @@ def create_app(kafka: KafkaSettings, api: ApiSettings | None = None) -> FastAPI:
         description="Records ad impressions and clicks in Kafka; a 2xx means Kafka has it.",
         lifespan=lifespan,
     )
-    service = IngestService(publisher)
+    service = IngestService(publisher, window=api.event_window)
     app.state.service = service
     app.state.readiness = ReadinessProbe(producer, api.topic)
     app.state.metrics = metrics
     app.state.publisher = publisher
     app.include_router(router)
     _install_error_handlers(app, api.retry_after_s)
-    hot_routes: dict[str, object] = {
-        kind: next(r for r in router.routes if getattr(r, "path", "") == f"/ads/{{adId}}/{kind}")
-        for kind in ("impression", "click")
-    }
-    # Inside the metrics middleware, so hot requests are counted like all others.
-    app.add_middleware(HotPath, service=service, routes=hot_routes, retry_after_s=api.retry_after_s)
+    app.state.hot_path = None
+    if api.hot_path:
+        hot_routes: dict[str, object] = {
+            kind: next(
+                r for r in router.routes if getattr(r, "path", "") == f"/ads/{{adId}}/{kind}"
+            )
+            for kind in ("impression", "click")
+        }
+        app.state.hot_path = HotPathCount()
+        # Inside the metrics middleware, so hot requests are counted like all others.
+        app.add_middleware(
+            HotPath,
+            service=service,
+            routes=hot_routes,
+            retry_after_s=api.retry_after_s,
+            count=app.state.hot_path,
+        )
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     return app
 

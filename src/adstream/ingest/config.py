@@ -7,6 +7,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adstream.events import EventTimeWindow
+from adstream.events.limits import DEFAULT_MAX_EVENT_AGE_MS, DEFAULT_MAX_EVENT_AHEAD_MS
 from adstream.kafka.topics import AD_EVENTS_TOPIC
 
 KAFKA_CONFIG_ENV = "ADSTREAM_KAFKA_CONFIG"
@@ -29,9 +31,23 @@ class ApiSettings(BaseSettings):
     hot_path: bool = Field(
         default=True, description="serve the single-event routes without FastAPI's machinery"
     )
+    max_event_age_s: int = Field(
+        default=DEFAULT_MAX_EVENT_AGE_MS // 1000,
+        ge=0,
+        description="a batch entry's timestamp may be at most this old (else 422)",
+    )
+    max_event_ahead_s: int = Field(
+        default=DEFAULT_MAX_EVENT_AHEAD_MS // 1000,
+        ge=0,
+        description="a batch entry's timestamp may be at most this far ahead (else 422)",
+    )
     db_url: str | None = Field(
         default=None, description="count database for the stats routes (see adstream.api)"
     )
+
+    @property
+    def event_window(self) -> EventTimeWindow:
+        return EventTimeWindow(self.max_event_age_s * 1000, self.max_event_ahead_s * 1000)
 
     def producer_overrides(self) -> dict[str, Any]:
         """librdkafka properties derived from these settings."""

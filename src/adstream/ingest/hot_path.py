@@ -33,6 +33,15 @@ _TYPES = {"impression": EventType.IMPRESSION, "click": EventType.CLICK}
 _IDEMPOTENCY_HEADER = b"idempotency-key"
 
 
+class HotPathCount:
+    """How many requests the hot path answered itself (shows that it is on, and works)."""
+
+    __slots__ = ("served",)
+
+    def __init__(self) -> None:
+        self.served = 0
+
+
 class HotPath:
     """ASGI middleware: publish and answer hot-route requests, pass everything else on."""
 
@@ -42,11 +51,13 @@ class HotPath:
         service: IngestService,
         routes: dict[str, object],
         retry_after_s: int,
+        count: HotPathCount,
     ) -> None:
         self.app = app
         self.service = service
         self.routes = routes  # "impression"/"click" -> the FastAPI route (for metrics labels)
         self.retry_after = str(retry_after_s).encode()
+        self.count = count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _HOT.fullmatch(scope["path"]) if scope["type"] == "http" else None
@@ -63,6 +74,7 @@ class HotPath:
             await self.app(scope, receive, send)  # FastAPI phrases the 422
             return
         scope["route"] = self.routes[kind]
+        self.count.served += 1
         try:
             await self.service.publish(event)
         except PublishError as exc:

@@ -11,11 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from adstream.events import AD_ID_PATTERN, EventType
+from adstream.events import AD_ID_PATTERN, MAX_BATCH_EVENTS, EventType
 from adstream.ingest import batch
 from adstream.ingest.health import ReadinessProbe
 from adstream.ingest.schemas import Accepted, ErrorBody, Health, batch_request_body
-from adstream.ingest.service import MAX_BATCH_EVENTS, IngestService
+from adstream.ingest.service import IngestService
 
 # The smallest transparent 1x1 GIF (43 bytes).
 PIXEL_GIF = bytes.fromhex(

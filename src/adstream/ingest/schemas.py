@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from adstream.events import AD_ID_PATTERN
+from adstream.events import AD_ID_PATTERN, MAX_BATCH_EVENTS, MAX_IMPRESSIONS, MIN_IMPRESSIONS
 
 
 class BatchEntry(BaseModel):
@@ -14,8 +14,13 @@ class BatchEntry(BaseModel):
 
     adId: str = Field(pattern=AD_ID_PATTERN)  # noqa: N815  (wire name)
     type: Literal["impression", "click"] = "impression"
-    timestamp: int | None = Field(default=None, ge=0, description="epoch ms; default: now")
-    impressions: int = Field(default=1, ge=1, le=1_000_000)
+    timestamp: int | None = Field(
+        default=None,
+        ge=0,
+        description="epoch ms; default: now; at most 7 days old and 5 minutes ahead "
+        "(ADSTREAM_API_MAX_EVENT_AGE_S, ADSTREAM_API_MAX_EVENT_AHEAD_S)",
+    )
+    impressions: int = Field(default=1, ge=MIN_IMPRESSIONS, le=MAX_IMPRESSIONS)
     eventId: str | None = Field(default=None, description="UUID; default: generated")  # noqa: N815
 
 
@@ -35,7 +40,7 @@ class Health(BaseModel):
 
 def batch_request_body() -> dict[str, Any]:
     """OpenAPI `requestBody` of `POST /events` (read raw, so declared by hand)."""
-    array = {"type": "array", "items": BatchEntry.model_json_schema(), "maxItems": 1000}
+    array = {"type": "array", "items": BatchEntry.model_json_schema(), "maxItems": MAX_BATCH_EVENTS}
     return {
         "requestBody": {
             "required": True,

@@ -3,26 +3,40 @@
 The service knows nothing of HTTP: it assigns event ids (UUIDv7, or the id derived from
 an `Idempotency-Key` so a retried request carries the same id), stamps the time, checks
 a whole batch before sending any of it, and returns only after Kafka acknowledged.
+
+`Idempotency-Key` scope: the key is global (not per caller) and its ids are remembered
+by the aggregator for its de-duplication window. A single-event id derives from the key,
+the event type and the ad id. A batch entry's id derives from the key and the entry *as
+the client sent it* (canonical JSON), plus its rank among identical entries: replaying a
+batch, in any order, yields the same ids, so it counts exactly once; entries that differ
+from the first attempt get new ids and are counted. Clients should use a fresh random
+key (e.g. a UUID) per logical request.
 """
 
 from __future__ import annotations
 
 import re
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adstream.events import AdEvent, EventType, InvalidEventError, id_for_key, uuid7
+import orjson
+
+from adstream.events import (
+    AdEvent,
+    Clock,
+    EventTimeWindow,
+    EventType,
+    InvalidEventError,
+    epoch_ms,
+    id_for_key,
+    uuid7,
+)
 from adstream.ingest.publisher import AdEventPublisher, Delivery
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-MAX_BATCH_EVENTS = 1000
-
-
-def epoch_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +58,15 @@ class InvalidBatchError(ValueError):
 
 
 class IngestService:
-    def __init__(self, publisher: AdEventPublisher, clock: Callable[[], int] = epoch_ms) -> None:
+    def __init__(
+        self,
+        publisher: AdEventPublisher,
+        clock: Clock = epoch_ms,
+        window: EventTimeWindow | None = None,
+    ) -> None:
         self._publisher = publisher
         self._clock = clock
+        self._window = window or EventTimeWindow()
 
     def _event_id(self, idempotency_key: str | None, scope: str) -> uuid.UUID:
         if idempotency_key is None:
@@ -84,20 +104,28 @@ class IngestService:
         """Validate every entry; raise `InvalidBatchError` listing all bad ones, else the events.
 
         Missing fields get defaults: type impression, timestamp now, impressions 1, and an
-        eventId (derived from the batch's `Idempotency-Key` and the entry's index if given).
+        eventId (derived from the batch's `Idempotency-Key` and the entry, see above). A
+        timestamp outside the event-time window around now is refused.
         """
         now = self._clock()
         events: list[AdEvent] = []
         errors: list[dict[str, Any]] = []
+        seen: Counter[bytes] = Counter()
         for index, entry in enumerate(entries):
             try:
                 if not isinstance(entry, dict):
                     raise InvalidEventError({"$": "must be a JSON object"})
                 filled = {"type": EventType.IMPRESSION.value, "timestamp": now, **entry}
                 new_id = None
-                if "eventId" not in entry:
-                    new_id = self._event_id(idempotency_key, f"batch/{index}")
-                events.append(AdEvent.from_dict(filled, event_id=new_id))
+                if "eventId" not in entry and idempotency_key is not None:
+                    new_id = self._event_id(idempotency_key, _entry_scope(entry, seen))
+                elif "eventId" not in entry:
+                    new_id = uuid7()
+                event = AdEvent.from_dict(filled, event_id=new_id)
+                late_or_early = self._window.violation(event.timestamp, now)
+                if late_or_early is not None:
+                    raise InvalidEventError({"timestamp": f"is {late_or_early}"})
+                events.append(event)
             except InvalidEventError as exc:
                 errors.append({"index": index, "errors": exc.errors})
         if errors:
@@ -107,3 +135,14 @@ class IngestService:
     async def record_batch(self, events: Sequence[AdEvent]) -> int:
         """Publish all events; returns their number once all are acknowledged, else raises."""
         return await self._publisher.publish_many(events)
+
+
+def _entry_scope(entry: dict[Any, Any], seen: Counter[bytes]) -> str:
+    """The entry's canonical JSON and its rank among identical entries of the batch."""
+    try:
+        canonical = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:  # not JSON-serializable: cannot come from a parsed body
+        raise InvalidEventError({"$": "must be a JSON object"}) from exc
+    rank = seen[canonical]
+    seen[canonical] += 1
+    return f"batch/{rank}/{canonical.decode()}"

@@ -60,6 +60,10 @@ def server_properties(layout: BrokerLayout, ports: Ports, store_password: str) -
         # Topics are created on purpose, never by a typo in a producer.
         "auto.create.topics.enable": "false",
         "unclean.leader.election.enable": "false",
+        # No producer clock may stamp a record more than an hour ahead (Kafka 4's default,
+        # stated because MSK's Kafka 3.x default is unlimited): record times bound how
+        # long the aggregator remembers event ids.
+        "log.message.timestamp.after.max.ms": "3600000",
         # One node: internal topics cannot have more than one replica.
         "default.replication.factor": "1",
         "min.insync.replicas": "1",

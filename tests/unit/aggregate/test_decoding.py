@@ -5,9 +5,20 @@ import pytest
 
 from adstream.aggregate.decoding import UndecodableRecordError, tally_of
 from adstream.aggregate.model import Tally
+from adstream.events import EventTimeWindow
 
 EVENT_ID = "0192f3a0-7c4e-7cc0-8d3e-1a2b3c4d5e6f"
 TS = 1_790_000_065_432  # 25.432 s into a minute
+RECEIVED = TS + 1_000
+WINDOW = EventTimeWindow(max_age_ms=3_600_000, max_ahead_ms=60_000)
+
+
+def _tally(value: bytes | None, received: int = RECEIVED) -> Tally:
+    return tally_of(value, received, WINDOW)
+
+
+def _expected(ad: str, imps: int, clicks: int, event_id: str | None) -> Tally:
+    return Tally(ad, TS - 25_432, imps, clicks, event_id, timestamp=TS, received_ms=RECEIVED)
 
 
 def _json(**fields: object) -> bytes:
@@ -16,18 +27,18 @@ def _json(**fields: object) -> bytes:
 
 def test_adstream_impression() -> None:
     value = _json(eventId=EVENT_ID, type="impression", adId="AD1", timestamp=TS, impressions=3)
-    assert tally_of(value) == Tally("AD1", TS - 25_432, 3, 0, EVENT_ID)
+    assert _tally(value) == _expected("AD1", 3, 0, EVENT_ID)
 
 
 def test_adstream_click_counts_one_click_and_no_impression() -> None:
     value = _json(eventId=EVENT_ID, type="click", adId="AD1", timestamp=TS, impressions=1)
-    assert tally_of(value) == Tally("AD1", TS - 25_432, 0, 1, EVENT_ID)
+    assert _tally(value) == _expected("AD1", 0, 1, EVENT_ID)
 
 
 def test_seed_format_from_spring_json_serializer() -> None:
     # Kotlin: data class AdEvent(val adId: String, val timestamp: Long, val impressions: Int)
     value = b'{"adId":"AD123","timestamp":1790000065432,"impressions":1000}'
-    assert tally_of(value) == Tally("AD123", TS - 25_432, 1000, 0, None)
+    assert _tally(value) == _expected("AD123", 1000, 0, None)
 
 
 @pytest.mark.parametrize(
@@ -37,14 +48,41 @@ def test_seed_format_from_spring_json_serializer() -> None:
         (b"\x00\x01binary", "not JSON"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"adId":"AD1","timestamp":1}', "missing fields: impressions"),
-        (b'{"adId":"bad id!","timestamp":1,"impressions":1}', "adId must match"),
-        (b'{"adId":"AD1","timestamp":"yesterday","impressions":1}', "timestamp must be"),
-        (b'{"adId":"AD1","timestamp":1,"impressions":-5}', "impressions must be"),
-        (b'{"adId":"AD1","timestamp":1,"impressions":true}', "impressions must be"),
+        (b'{"adId":"bad id!","timestamp":1,"impressions":1}', "adId: must match"),
+        (b'{"adId":"AD1","timestamp":"yesterday","impressions":1}', "timestamp: must be"),
+        (b'{"adId":"AD1","timestamp":1,"impressions":-5}', "impressions: must be"),
+        (b'{"adId":"AD1","timestamp":1,"impressions":true}', "impressions: must be"),
+        # One rule for both formats: an event of zero impressions is not an event.
+        (b'{"adId":"AD1","timestamp":1,"impressions":0}', "impressions: must be .* from 1"),
         (_json(eventId="nope", type="impression", adId="AD1", timestamp=1), "invalid ad event"),
         (_json(eventId=EVENT_ID, type="view", adId="AD1", timestamp=1), "invalid ad event"),
     ],
 )
 def test_bad_records_say_why(value: bytes | None, reason: str) -> None:
     with pytest.raises(UndecodableRecordError, match=reason):
-        tally_of(value)
+        _tally(value)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "reason"),
+    [
+        (RECEIVED - 3_600_001, "more than 1 hour in the past"),
+        (RECEIVED + 60_001, "more than 1 minute in the future"),
+        (253_402_300_799_999, "in the future"),  # year 9999, valid as a field
+    ],
+)
+def test_event_time_outside_the_window_around_the_record_time_is_a_dead_letter(
+    timestamp: int, reason: str
+) -> None:
+    for value in (
+        _json(eventId=EVENT_ID, type="impression", adId="AD1", timestamp=timestamp),
+        _json(adId="AD1", timestamp=timestamp, impressions=1),  # the seed's format too
+    ):
+        with pytest.raises(UndecodableRecordError, match=reason):
+            _tally(value)
+
+
+def test_window_edges_are_inside() -> None:
+    for ts in (RECEIVED - 3_600_000, RECEIVED + 60_000):
+        value = _json(adId="AD1", timestamp=ts, impressions=1)
+        assert _tally(value).timestamp == ts

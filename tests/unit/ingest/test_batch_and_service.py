@@ -7,7 +7,7 @@ import uuid
 import pytest
 from confluent_kafka import KafkaError, Producer
 
-from adstream.events import EventType
+from adstream.events import EventTimeWindow, EventType
 from adstream.ingest import batch
 from adstream.ingest.config import ApiSettings
 from adstream.ingest.errors import (
@@ -19,12 +19,20 @@ from adstream.ingest.errors import (
 from adstream.ingest.publisher import AdEventPublisher, classify
 from adstream.ingest.service import IngestService, InvalidBatchError, InvalidIdempotencyKeyError
 
+NOW = 1_790_000_000_000
+MINUTE_MS = 60_000
+DAY_MS = 24 * 60 * MINUTE_MS
+
 
 @pytest.fixture
 def service() -> IngestService:
     # An unreachable producer: these paths never publish.
     producer = Producer({"bootstrap.servers": "127.0.0.1:1", "log_level": 0})
-    return IngestService(AdEventPublisher(producer, "ad-events"), clock=lambda: 42)
+    return IngestService(
+        AdEventPublisher(producer, "ad-events"),
+        clock=lambda: NOW,
+        window=EventTimeWindow(max_age_ms=7 * DAY_MS, max_ahead_ms=5 * MINUTE_MS),
+    )
 
 
 def test_json_array_and_ndjson_decode_to_entries() -> None:
@@ -58,11 +66,54 @@ def test_batch_defaults_and_idempotent_ids(service: IngestService) -> None:
     first = service.parse_batch([{"adId": "a"}, {"adId": "b", "type": "click"}], "key-1")
     again = service.parse_batch([{"adId": "a"}, {"adId": "b", "type": "click"}], "key-1")
     assert [e.type for e in first] == [EventType.IMPRESSION, EventType.CLICK]
-    assert [e.timestamp for e in first] == [42, 42]
+    assert [e.timestamp for e in first] == [NOW, NOW]
     assert [e.event_id for e in first] == [e.event_id for e in again]
     assert first[0].event_id != first[1].event_id
     explicit = str(uuid.uuid4())
     assert str(service.parse_batch([{"adId": "a", "eventId": explicit}])[0].event_id) == explicit
+
+
+def _ids(service: IngestService, entries: list[object], key: str) -> list[uuid.UUID]:
+    return [e.event_id for e in service.parse_batch(entries, key)]
+
+
+def test_a_replayed_batch_has_the_same_ids_in_any_order(service: IngestService) -> None:
+    entries: list[object] = [{"adId": "a"}, {"adId": "b", "impressions": 5}, {"adId": "a"}]
+    first = _ids(service, entries, "key-1")
+    reordered = _ids(service, [entries[1], entries[0], entries[2]], "key-1")
+    assert len(set(first)) == 3  # identical entries are distinct events
+    assert set(reordered) == set(first)
+    # The same event keeps its id: b's id follows b, not its position.
+    assert reordered[0] == first[1]
+
+
+def test_a_replay_with_another_body_gets_new_ids_for_the_new_entries(
+    service: IngestService,
+) -> None:
+    first = _ids(service, [{"adId": "a"}, {"adId": "b"}], "key-2")
+    changed = _ids(service, [{"adId": "a"}, {"adId": "c"}], "key-2")
+    assert changed[0] == first[0]  # the repeated entry is a duplicate the aggregator drops
+    assert changed[1] not in first  # the new entry is counted, not silently dropped
+    assert _ids(service, [{"adId": "a"}], "other-key")[0] != first[0]
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "reason"),
+    [
+        (NOW - 7 * DAY_MS - 1, "is more than 7 days in the past"),
+        (NOW + 5 * MINUTE_MS + 1, "is more than 5 minutes in the future"),
+        (253_402_300_799_999, "in the future"),
+    ],
+)
+def test_timestamps_outside_the_window_are_refused(
+    service: IngestService, timestamp: int, reason: str
+) -> None:
+    with pytest.raises(InvalidBatchError) as raised:
+        service.parse_batch([{"adId": "ok"}, {"adId": "x", "timestamp": timestamp}])
+    assert [e["index"] for e in raised.value.errors] == [1]
+    assert reason in raised.value.errors[0]["errors"]["timestamp"]
+    edges = [{"adId": "x", "timestamp": t} for t in (NOW - 7 * DAY_MS, NOW + 5 * MINUTE_MS)]
+    assert len(service.parse_batch(edges)) == 2
 
 
 def test_batch_reports_every_bad_entry_by_index(service: IngestService) -> None:
