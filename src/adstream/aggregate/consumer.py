@@ -118,6 +118,8 @@ class Aggregator:
         and its dead letters are written again (the dead-letter topic is at least once).
         A crash between 3 and 4 loses nothing either: reading resumes from the offsets in
         the database, not Kafka's; only the reported lag is behind until the next batch.
+        Blocked partitions are only in memory: after a restart the record is read again
+        from the stored offset and its dead letter retried.
         """
         decoded: list[tuple[Message, Tally | None]] = []
         letters = 0
@@ -167,6 +169,8 @@ class Aggregator:
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error: %s", error)
             return False
+        if not self.blocked:
+            return True
         blocked = self.blocked.get((str(message.topic()), int(message.partition() or 0)))
         return blocked is None or not blocked.paused
 
