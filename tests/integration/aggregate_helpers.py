@@ -18,6 +18,7 @@ from adstream.aggregate.store import SqlCountStore
 from adstream.events import epoch_ms
 from adstream.events.model import AdEvent, EventType
 from adstream.events.wire import headers, key, value
+from adstream.kafka.settings import KafkaSettings
 from adstream.local.acls import Grant
 from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import local_kafka_settings
@@ -41,23 +42,40 @@ class PrivateTopic:
         return AggregatorConfig(**{**base.__dict__, **changes})
 
 
-def private_topic(broker: LocalBroker, partitions: int = 3) -> PrivateTopic:
+def private_topic(
+    broker: LocalBroker,
+    partitions: int = 3,
+    *,
+    dead_letters: bool = True,
+    dead_letter_config: dict[str, str] | None = None,
+    dead_letter_ops: tuple[AclOperation, ...] = (AclOperation.WRITE, AclOperation.DESCRIBE),
+) -> PrivateTopic:
+    """``dead_letters=False`` leaves the dead-letter topic uncreated (its ACLs still exist)."""
     name = f"agg-{uuid.uuid4().hex[:10]}"
     created = PrivateTopic(name, f"{name}.dlq", f"{name}-group")
     admin = broker.admin()
-    new = [NewTopic(created.topic, partitions, 1), NewTopic(created.dead_letters, 1, 1)]
+    new = [NewTopic(created.topic, partitions, 1)]
+    if dead_letters:
+        new.append(NewTopic(created.dead_letters, 1, 1, config=dead_letter_config or {}))
     for future in admin.create_topics(new).values():
         future.result(30)
     grants = [
         Grant(AGGREGATOR, AclOperation.READ, ResourceType.TOPIC, created.topic),
         Grant(AGGREGATOR, AclOperation.DESCRIBE, ResourceType.TOPIC, created.topic),
-        Grant(AGGREGATOR, AclOperation.WRITE, ResourceType.TOPIC, created.dead_letters),
-        Grant(AGGREGATOR, AclOperation.DESCRIBE, ResourceType.TOPIC, created.dead_letters),
+        *(
+            Grant(AGGREGATOR, op, ResourceType.TOPIC, created.dead_letters)
+            for op in dead_letter_ops
+        ),
         Grant(AGGREGATOR, AclOperation.READ, ResourceType.GROUP, created.group),
     ]
     for future in admin.create_acls([g.binding() for g in grants]).values():
         future.result(30)
     return created
+
+
+def aggregator_settings(broker: LocalBroker) -> KafkaSettings:
+    """The aggregator's own identity: mutual TLS as ``adstream-aggregator``."""
+    return local_kafka_settings(broker.layout, broker.ports, AGGREGATOR)
 
 
 def admin_producer(broker: LocalBroker) -> Producer:
@@ -81,9 +99,13 @@ def send_event(producer: Producer, topic: str, ad_event: AdEvent) -> None:
 class RunningAggregator:
     """An in-process aggregator on a thread, as the ``aggregate`` command wires it."""
 
-    def __init__(self, broker: LocalBroker, topic: PrivateTopic, store: SqlCountStore) -> None:
-        settings = local_kafka_settings(broker.layout, broker.ports, AGGREGATOR)
-        self.aggregator = build_aggregator(settings, store, topic.config(), stats_interval_ms=500)
+    def __init__(
+        self, broker: LocalBroker, topic: PrivateTopic, store: SqlCountStore, **config: object
+    ) -> None:
+        settings = aggregator_settings(broker)
+        self.aggregator = build_aggregator(
+            settings, store, topic.config(**config), stats_interval_ms=500
+        )
         self.metrics = self.aggregator.metrics
         self.thread = threading.Thread(target=self.aggregator.run, daemon=True)
 

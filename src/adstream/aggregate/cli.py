@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from adstream.aggregate.config import AGGREGATOR_GROUP, AggregatorConfig
+from adstream.aggregate.dead_letters import DeadLetterTopicError
 from adstream.aggregate.stores import DEFAULT_DB_URL, StoreUrlError
 from adstream.local.defaults import NoKafkaSettingsError, service_settings
 
@@ -60,6 +61,12 @@ def aggregate(
             batch_size=batch_size,
         )
         run_aggregator(settings, db, config, metrics_port=metrics_port)
-    except (NoKafkaSettingsError, StoreUrlError, ValidationError, OSError) as exc:
+    except (
+        NoKafkaSettingsError,
+        StoreUrlError,
+        DeadLetterTopicError,
+        ValidationError,
+        OSError,
+    ) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc

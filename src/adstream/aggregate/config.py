@@ -20,6 +20,10 @@ class AggregatorConfig:
     instance_id: str | None = None  # static membership: restarts skip the rebalance wait
     batch_size: int = 5000
     batch_wait_s: float = 0.2
+    # A partition whose record cannot be dead-lettered is re-read after this delay, doubled
+    # on each failure up to the maximum: a permanent cause does not spin, a transient one heals.
+    blocked_retry_s: float = 1.0
+    blocked_retry_max_s: float = 60.0
     event_window: EventTimeWindow = field(default_factory=EventTimeWindow)
 
     @property

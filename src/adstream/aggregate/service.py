@@ -6,18 +6,20 @@ import logging
 import signal
 from types import FrameType
 
-from prometheus_client import start_http_server
+from confluent_kafka import Producer
 
 from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.consumer import Aggregator
-from adstream.aggregate.dead_letters import DeadLetters
-from adstream.aggregate.metrics import AggregatorMetrics
+from adstream.aggregate.dead_letters import DeadLetters, check_dead_letter_topic
+from adstream.aggregate.metrics import AggregatorMetrics, serve_metrics
 from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.stores import open_store
-from adstream.kafka.factory import make_consumer, make_producer
+from adstream.kafka.factory import make_admin, make_consumer, make_producer
 from adstream.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+DEAD_LETTER_TIMEOUT_MS = 20_000
 
 
 def build_aggregator(
@@ -27,7 +29,13 @@ def build_aggregator(
     metrics: AggregatorMetrics | None = None,
     stats_interval_ms: int = 5000,
 ) -> Aggregator:
-    """Wire the consumer, the dead-letter producer and the metrics around ``store``."""
+    """Wire the consumer, the dead-letter producer and the metrics around ``store``.
+
+    Raises ``DeadLetterTopicError`` before anything is consumed when the dead-letter topic
+    is missing or this principal may not write it.
+    """
+    admin = make_admin(settings)
+    check_dead_letter_topic(admin, settings, config.dead_letter_topic)
     metrics = metrics or AggregatorMetrics()
     overrides: dict[str, object] = {
         "auto.offset.reset": "earliest",  # a new group counts everything retained
@@ -38,7 +46,17 @@ def build_aggregator(
     if config.instance_id:
         overrides["group.instance.id"] = config.instance_id
     consumer = make_consumer(settings, config.group, overrides)
-    dead_letters = DeadLetters(make_producer(settings), config.dead_letter_topic)
+
+    def dead_letter_producer() -> Producer:
+        # Settled (written or failed) within the flush timeout: no letter is left in limbo.
+        return make_producer(settings, {"message.timeout.ms": DEAD_LETTER_TIMEOUT_MS})
+
+    dead_letters = DeadLetters(
+        dead_letter_producer(),
+        config.dead_letter_topic,
+        timeout_s=DEAD_LETTER_TIMEOUT_MS / 1000 + 10,
+        new_producer=dead_letter_producer,
+    )
     return Aggregator(consumer, store, dead_letters, metrics, config)
 
 
@@ -51,19 +69,19 @@ def run_aggregator(
 ) -> None:
     """Run until SIGTERM/SIGINT; the batch in flight is committed before the exit."""
     store = open_store(db_url)
-    aggregator = build_aggregator(settings, store, config)
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: finishing the current batch", signum)
-        aggregator.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if metrics_port is not None:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=aggregator.metrics.registry)
-    where = db_url.rsplit("@", 1)[-1]  # no credentials in logs
-    log.info("aggregating %s into %s as group %s", config.topic, where, config.group)
     try:
+        aggregator = build_aggregator(settings, store, config)
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: finishing the current batch", signum)
+            aggregator.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        if metrics_port is not None:
+            serve_metrics(metrics_port, aggregator.metrics.registry, aggregator.readiness)
+        where = db_url.rsplit("@", 1)[-1]  # no credentials in logs
+        log.info("aggregating %s into %s as group %s", config.topic, where, config.group)
         aggregator.run()
     finally:
         store.close()

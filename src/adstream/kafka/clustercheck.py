@@ -13,11 +13,12 @@ from enum import StrEnum
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
+from cryptography import x509
 
 from adstream.kafka.checks import Step, StepResult
 from adstream.kafka.factory import base_config
 from adstream.kafka.settings import KafkaSettings, SecurityMode
-from adstream.kafka.tls import TlsMaterial
+from adstream.kafka.tls import TlsMaterial, resolve_tls
 
 _GENERIC = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT})
 _AUTH_CODES = frozenset(
@@ -154,6 +155,22 @@ def check_cluster(
     )
     results.append(_authorization(admin, settings.security, topic, set(required), timeout))
     return results
+
+
+def describe_identity(settings: KafkaSettings, tls: TlsMaterial | None = None) -> str:
+    """Who these settings authenticate as, for error messages: the broker maps it to a principal."""
+    mode = settings.security
+    if mode is SecurityMode.SCRAM:
+        return f"SCRAM user {settings.scram_username}"
+    if mode is SecurityMode.IAM:
+        who = settings.iam_role_arn or f"profile {settings.iam_profile or 'default'}"
+        return f"IAM identity ({who})"
+    if mode is SecurityMode.MTLS:
+        material = tls if tls is not None else resolve_tls(settings)
+        if material is not None and material.identity is not None:
+            cert = x509.load_pem_x509_certificate(material.identity.cert_pem.encode())
+            return f"client certificate {cert.subject.rfc4514_string()}"
+    return "User:ANONYMOUS" if mode is SecurityMode.PLAINTEXT else f"security={mode.value}"
 
 
 def _resolves(host: str) -> bool:
