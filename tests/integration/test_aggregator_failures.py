@@ -51,6 +51,7 @@ from adstream.local.broker import LocalBroker
 from adstream.local.ports import free_port
 from tests.integration.aggregate_helpers import (
     AGGREGATOR,
+    RECENT_MINUTE,
     PrivateTopic,
     RunningAggregator,
     admin_producer,
@@ -63,7 +64,7 @@ from tests.integration.kafka_helpers import client_config
 
 pytestmark = pytest.mark.integration
 
-T0 = 1_790_000_040_000
+T0 = RECENT_MINUTE
 FAST_RETRY = {"blocked_retry_s": 0.2, "blocked_retry_max_s": 1.0}
 
 
