@@ -13,7 +13,7 @@ from adstream.aggregate.consumer import Aggregator
 from adstream.aggregate.dead_letters import DeadLetters
 from adstream.aggregate.metrics import AggregatorMetrics
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.stores import open_store
+from adstream.aggregate.stores import open_store, redact_db_url
 from adstream.kafka.factory import make_consumer, make_producer
 from adstream.kafka.settings import KafkaSettings
 
@@ -61,7 +61,7 @@ def run_aggregator(
     signal.signal(signal.SIGINT, stop)
     if metrics_port is not None:
         start_http_server(metrics_port, addr="127.0.0.1", registry=aggregator.metrics.registry)
-    where = db_url.rsplit("@", 1)[-1]  # no credentials in logs
+    where = redact_db_url(db_url)
     log.info("aggregating %s into %s as group %s", config.topic, where, config.group)
     try:
         aggregator.run()

@@ -30,7 +30,9 @@ class ApiSettings(BaseSettings):
         default=True, description="serve the single-event routes without FastAPI's machinery"
     )
     db_url: str | None = Field(
-        default=None, description="count database for the stats routes (see adstream.api)"
+        default=None,
+        repr=False,  # may hold a password
+        description="count database for the stats routes (see adstream.api)",
     )
 
     def producer_overrides(self) -> dict[str, Any]:
