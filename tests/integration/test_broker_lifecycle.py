@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +20,9 @@ import pytest
 from adstream.local.acls import AD_EVENTS_TOPIC
 from adstream.local.broker import BrokerError, LocalBroker, PortInUseError
 from adstream.local.jars import KafkaDistribution
-from adstream.local.layout import LISTEN_HOST, BrokerLayout, Listener
+from adstream.local.layout import LISTEN_HOST, SCRAM_USERS, BrokerLayout, Listener
 from adstream.local.ports import free_base_port
+from adstream.local.scram import ensure_scram_users
 from tests.integration.conftest import ExtraBroker
 from tests.integration.kafka_helpers import client_config, consume_at, produce_one
 
@@ -46,6 +49,43 @@ def test_up_twice_is_harmless(own_broker: LocalBroker) -> None:
     assert status.running
     assert status.pid == pid
     assert all(item.answers for item in status.listeners)
+    # The SCRAM users exist already: nothing is created (or re-salted) again.
+    assert ensure_scram_users(own_broker.admin(), own_broker.secrets(), SCRAM_USERS) == []
+
+
+def test_formatting_puts_no_password_on_any_command_line(
+    tmp_path: Path, kafka_dist: KafkaDistribution
+) -> None:
+    """The StorageTool process is watched in /proc while it runs (any local user can read
+    /proc/<pid>/cmdline): its command line holds none of the passwords in secrets.json."""
+    fresh = LocalBroker(BrokerLayout.at(tmp_path), kafka_dist, base_port=free_base_port(set()))
+    secrets = fresh.prepare()
+    passwords = [secrets.store_password.get_secret_value()]
+    passwords += [secrets.scram_password(user) for user in SCRAM_USERS]
+    seen: list[bytes] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for path in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    cmdline = path.read_bytes()
+                except OSError:
+                    continue
+                if b"kafka.tools.StorageTool" in cmdline and str(tmp_path).encode() in cmdline:
+                    seen.append(cmdline)
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        fresh.format_storage()
+    finally:
+        done.set()
+        watcher.join()
+    assert fresh.layout.formatted_marker.exists()
+    assert seen, "the StorageTool process was never seen in /proc"
+    assert not [p for p in passwords for cmdline in seen if p.encode() in cmdline]
 
 
 def test_data_and_cluster_id_survive_down_and_up(own_broker: LocalBroker) -> None:

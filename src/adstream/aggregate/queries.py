@@ -7,6 +7,7 @@ and are tested without HTTP.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,32 +15,66 @@ from typing import Any
 
 from adstream.aggregate.model import MINUTE_MS
 from adstream.aggregate.store import SqlCountStore
+from adstream.events.limits import MAX_TIMESTAMP_MS
 
 DEFAULT_RANGE_MS = 60 * MINUTE_MS
 MAX_RANGE_MS = 31 * 24 * 60 * MINUTE_MS
+MAX_TOP_MINUTES = 24 * 60
+MAX_TOP_LIMIT = 100
+MAX_INSTANT_CHARS = 64  # the longest ISO-8601 form is about 32 characters
+
+_EPOCH_MS = re.compile(r"[0-9]+")  # ASCII only: isdigit() takes '²', int() Arabic-Indic digits
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_MS = dt.timedelta(milliseconds=1)
 
 
 class InvalidRangeError(ValueError):
-    """``from``/``to`` do not make a usable time range."""
+    """``from``/``to`` do not make a usable time range.
+
+    ``param`` names the query parameter at fault (``from`` or ``to``), or is None when
+    only the pair is wrong (``from`` after ``to``, a range too long).
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 def iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
+    return (_EPOCH + ms * _ONE_MS).isoformat().replace("+00:00", "Z")
 
 
-def parse_instant(value: str) -> int:
-    """Epoch milliseconds from ``1790000040000`` or an ISO-8601 time (UTC if no zone)."""
-    if value.isdigit():
-        return int(value)
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+def parse_instant(value: str, param: str = "from") -> int:
+    """Epoch milliseconds from ``1790000040000`` or an ISO-8601 time (UTC if no zone).
+
+    Only ASCII input for times between 1970 and the end of year 9999 (the events' own timestamp
+    bounds) is accepted, so no later date arithmetic or database query can overflow.
+    """
+    if len(value) > MAX_INSTANT_CHARS:
+        raise InvalidRangeError(f"{param!r} may have at most {MAX_INSTANT_CHARS} characters", param)
+    if _EPOCH_MS.fullmatch(value):
+        ms = int(value)
+    else:
+        try:
+            if not value.isascii():
+                raise ValueError(value)
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidRangeError(
+                f"{param!r}: {value!r} is neither epoch milliseconds (ASCII digits) "
+                "nor an ISO-8601 time",
+                param,
+            ) from exc
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        ms = (parsed - _EPOCH) // _ONE_MS  # exact, and no float or platform overflow
+    if not 0 <= ms <= MAX_TIMESTAMP_MS:
         raise InvalidRangeError(
-            f"{value!r} is neither epoch milliseconds nor an ISO-8601 time"
-        ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp() * 1000)
+            f"{param!r} must be from 1970-01-01T00:00:00Z (0) to {iso(MAX_TIMESTAMP_MS)} "
+            f"({MAX_TIMESTAMP_MS}) in epoch milliseconds",
+            param,
+        )
+    return ms
 
 
 def wall_clock_ms() -> int:
@@ -52,8 +87,10 @@ class CountQueries:
     clock: Callable[[], int] = field(default=wall_clock_ms)
 
     def ad_stats(self, ad_id: str, start: str | None, end: str | None) -> dict[str, Any]:
-        end_ms = parse_instant(end) if end else self.clock()
-        start_ms = parse_instant(start) if start else end_ms - DEFAULT_RANGE_MS
+        end_ms = parse_instant(end, "to") if end is not None else self.clock()
+        start_ms = (
+            parse_instant(start, "from") if start is not None else max(0, end_ms - DEFAULT_RANGE_MS)
+        )
         if start_ms >= end_ms:
             raise InvalidRangeError("'from' must be before 'to'")
         if end_ms - start_ms > MAX_RANGE_MS:

@@ -1,4 +1,8 @@
-"""HTTP routes of the counts: per-ad stats, top ads, totals and the live dashboard."""
+"""HTTP routes of the counts: per-ad stats, top ads, totals and the live dashboard.
+
+Every query parameter is checked before any date arithmetic or database query: bad input
+is a 422 with the parameter's name (FastAPI's validation error shape), never a 500.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,27 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from adstream.aggregate.dashboard import DASHBOARD_HTML
-from adstream.aggregate.queries import CountQueries, InvalidRangeError, wall_clock_ms
+from adstream.aggregate.queries import (
+    MAX_INSTANT_CHARS,
+    MAX_TOP_LIMIT,
+    MAX_TOP_MINUTES,
+    CountQueries,
+    InvalidRangeError,
+    wall_clock_ms,
+)
 from adstream.aggregate.store import SqlCountStore
 from adstream.events import AD_ID_PATTERN
 
 router = APIRouter(tags=["stats"])
 
+# The same rule as the ingest routes' adId (one pattern, in adstream.events).
 AdIdPath = Annotated[str, Path(pattern=AD_ID_PATTERN, description="The ad's id")]
+_INSTANT = "epoch ms (ASCII digits) or ISO-8601, 1970 to 9999"
 
 
 def _queries(request: Request) -> CountQueries:
@@ -29,8 +43,8 @@ def _queries(request: Request) -> CountQueries:
 @router.get("/ads/top", summary="Ads with the most impressions in the last N minutes")
 async def top_ads(
     request: Request,
-    minutes: Annotated[int, Query(ge=1, le=1440)] = 60,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    minutes: Annotated[int, Query(ge=1, le=MAX_TOP_MINUTES)] = 60,
+    limit: Annotated[int, Query(ge=1, le=MAX_TOP_LIMIT)] = 10,
 ) -> dict[str, Any]:
     return await run_in_threadpool(_queries(request).top_ads, minutes, limit)
 
@@ -40,16 +54,27 @@ async def ad_stats(
     request: Request,
     adId: AdIdPath,  # noqa: N803 - the seed's name for it
     start: Annotated[
-        str | None, Query(alias="from", description="epoch ms or ISO-8601; default: to - 1 h")
+        str | None,
+        Query(
+            alias="from",
+            max_length=MAX_INSTANT_CHARS,
+            description=f"{_INSTANT}; default: to - 1 h; at most 31 days before 'to'",
+        ),
     ] = None,
     end: Annotated[
-        str | None, Query(alias="to", description="epoch ms or ISO-8601; default: now")
+        str | None,
+        Query(alias="to", max_length=MAX_INSTANT_CHARS, description=f"{_INSTANT}; default: now"),
     ] = None,
 ) -> dict[str, Any]:
+    queries = _queries(request)
     try:
-        return await run_in_threadpool(_queries(request).ad_stats, adId, start, end)
+        return await run_in_threadpool(queries.ad_stats, adId, start, end)
     except InvalidRangeError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        given = {"from": start, "to": end}
+        loc = ("query", exc.param) if exc.param else ("query",)
+        value = given[exc.param] if exc.param else given
+        error = {"type": "invalid_range", "loc": loc, "msg": str(exc), "input": value}
+        raise RequestValidationError([error]) from exc
 
 
 @router.get("/stats/totals", summary="All impressions and clicks counted so far")

@@ -13,7 +13,7 @@ from adstream.aggregate.consumer import Aggregator
 from adstream.aggregate.dead_letters import DeadLetters, check_dead_letter_topic
 from adstream.aggregate.metrics import AggregatorMetrics, serve_metrics
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.stores import open_store
+from adstream.aggregate.stores import open_store, redact_db_url
 from adstream.kafka.factory import make_admin, make_consumer, make_producer
 from adstream.kafka.settings import KafkaSettings
 
@@ -80,7 +80,7 @@ def run_aggregator(
         signal.signal(signal.SIGINT, stop)
         if metrics_port is not None:
             serve_metrics(metrics_port, aggregator.metrics.registry, aggregator.readiness)
-        where = db_url.rsplit("@", 1)[-1]  # no credentials in logs
+        where = redact_db_url(db_url)
         log.info("aggregating %s into %s as group %s", config.topic, where, config.group)
         aggregator.run()
     finally:

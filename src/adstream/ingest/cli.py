@@ -50,7 +50,12 @@ def serve(
     ] = 2,
     db: Annotated[
         str | None,
-        typer.Option(help="Count database for /ads/{adId}/stats, /ads/top and /dashboard."),
+        typer.Option(
+            envvar=DB_URL_ENV,
+            show_envvar=True,
+            help="Count database for /ads/{adId}/stats, /ads/top and /dashboard (prefer "
+            "the variable for a URL with a password: a command line is visible to all users).",
+        ),
     ] = None,
 ) -> None:
     """Serve the ingest API: a 2xx means Kafka acknowledged the event."""

@@ -42,7 +42,9 @@ class ApiSettings(BaseSettings):
         description="a batch entry's timestamp may be at most this far ahead (else 422)",
     )
     db_url: str | None = Field(
-        default=None, description="count database for the stats routes (see adstream.api)"
+        default=None,
+        repr=False,  # may hold a password
+        description="count database for the stats routes (see adstream.api)",
     )
 
     @property

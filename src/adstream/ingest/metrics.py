@@ -24,6 +24,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from adstream.ingest.config import MULTIPROC_ENV
 
+# Label values come from fixed sets, never from the client: any other method string or
+# an unmatched raw path would otherwise make a new time series per request.
+KNOWN_METHODS = frozenset({"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "<unmatched>"
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 Scope = MutableMapping[str, Any]
@@ -31,6 +37,17 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def method_label(method: str) -> str:
+    """The request method if it is a standard one, else ``other``."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's template (``/ads/{adId}/stats``), else ``<unmatched>``."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
 class Metrics:
@@ -94,7 +111,8 @@ class Metrics:
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """A plain ASGI middleware (cheaper than BaseHTTPMiddleware) counting each request
-        by its route template, so `/ads/{adId}/impression` is one series, not one per ad."""
+        by its route template, so `/ads/{adId}/impression` is one series, not one per ad,
+        and by a bounded method label."""
 
         async def measured(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
@@ -112,8 +130,8 @@ class Metrics:
             try:
                 await app(scope, receive, send_status)
             finally:
-                route = getattr(scope.get("route"), "path", "<unmatched>")
-                method = scope["method"]
+                route = route_label(scope)
+                method = method_label(scope["method"])
                 self.requests.labels(method, route, str(status)).inc()
                 self.latency.labels(method, route).observe(time.perf_counter() - started)
 

@@ -7,6 +7,7 @@ an error naming them: silently dropping e.g. `ssl.enabled.protocols` would chang
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,9 @@ _JAAS = re.compile(
     re.DOTALL,
 )
 _JAAS_OPTION = re.compile(r'\s*([\w.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s";]+)')
+HOSTNAME_KEY = "ssl.endpoint.identification.algorithm"
+
+log = logging.getLogger(__name__)
 
 
 class JavaPropertiesError(ValueError):
@@ -111,8 +115,7 @@ def from_java_properties(path: Path, *, iam_region: str | None = None) -> KafkaS
         values["client_id"] = props["client.id"]
     values.update(_security(props, path, iam_region))
     values.update(_stores(props, path.parent))
-    if props.get("ssl.endpoint.identification.algorithm", "https").lower() != "https":
-        values["verify_hostname"] = False
+    values.update(_hostname_check(props, path))
     return _validated(values)
 
 
@@ -210,6 +213,31 @@ def _iam(
     if "awsRoleSessionName" in jaas.options:
         values["iam_session_name"] = jaas.options["awsRoleSessionName"]
     return values
+
+
+def _hostname_check(props: dict[str, str], path: Path) -> dict[str, Any]:
+    """``https`` (Java's default) checks the broker's host name against its certificate;
+    an empty value is Java's way to turn that off. It is carried over as
+    ``verify_hostname=False``, never silently: any server with a certificate from a trusted
+    CA could then pose as the broker. Any other value is an error, not a guess."""
+    algorithm = props.get(HOSTNAME_KEY, "https").strip()
+    if algorithm.lower() == "https":
+        return {}
+    if algorithm:
+        raise JavaPropertiesError(
+            f"{path}: {HOSTNAME_KEY}={algorithm} is not supported: use https (check the broker's "
+            "host name) or an empty value (do not check it)",
+            (HOSTNAME_KEY,),
+        )
+    log.warning(
+        "%s: %s is empty, so the broker's host name is NOT checked against its certificate "
+        "(verify_hostname=false): any server with a certificate from a trusted CA can pose "
+        "as the broker and read or alter the traffic (man in the middle). Remove the line to "
+        "check host names.",
+        path,
+        HOSTNAME_KEY,
+    )
+    return {"verify_hostname": False}
 
 
 def _region_from_hosts(servers: str) -> str | None:

@@ -3,7 +3,8 @@
 ``up`` is idempotent and returns only once every listener answers and an admin
 metadata request over mutual TLS succeeds; ``down`` asks for a controlled shutdown
 (SIGTERM) so the next ``up`` finds the same cluster and data. Storage is formatted
-once, which is also when the SCRAM users are created (``--add-scram``).
+once; the SCRAM users are created after the start through the Admin API
+(``adstream.local.scram``), so no password is ever on a command line.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from adstream.local.layout import (
     Ports,
 )
 from adstream.local.ports import port_free
+from adstream.local.scram import ensure_scram_users
 from adstream.local.secrets import LocalSecrets, SecretsFile
 from adstream.local.server_config import log4j2_yaml, render_properties, server_properties
 from adstream.local.toolchain import find_java
@@ -191,10 +193,10 @@ class LocalBroker:
         for listener, port in self.ports.all().items():
             if not port_free(port):
                 raise PortInUseError(port, listener)
-        secrets = self.prepare()
+        self.prepare()
         if not self.layout.formatted_marker.exists():
-            say("Formatting KRaft storage and creating SCRAM users")
-            self._format(secrets)
+            say("Formatting KRaft storage")
+            self.format_storage()
         say(f"Starting Kafka {self.dist.version} (heap {self.heap_mb} MiB)")
         started = time.monotonic()
         log_offsets = (_size(self.layout.server_log), _size(self.layout.console_log))
@@ -238,25 +240,24 @@ class LocalBroker:
             *args,
         ]
 
-    def _format(self, secrets: LocalSecrets) -> None:
-        scram = []
-        for user in SCRAM_USERS:
-            scram += [
-                "--add-scram",
-                f"SCRAM-SHA-512=[name={user},password={secrets.scram_password(user)}]",
-            ]
-        cmd = self._java(
-            "kafka.tools.StorageTool",
+    def format_args(self, cluster_id: str) -> list[str]:
+        """StorageTool's arguments: no secrets (the SCRAM users come later, see ``_provision``;
+        the store password is in the mode-600 server.properties)."""
+        return [
             "format",
-            f"--cluster-id={_new_cluster_id()}",  # "=": an id may start with "-"
+            f"--cluster-id={cluster_id}",  # "=": an id may start with "-"
             f"--config={self.layout.server_properties}",
-            *scram,
-            heap_mb=256,
-        )
+        ]
+
+    def format_storage(self) -> None:
+        """Format the KRaft storage of a new cluster (a fresh id each time)."""
+        args = self.format_args(_new_cluster_id())
+        cmd = self._java("kafka.tools.StorageTool", *args, heap_mb=256)
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
         if done.returncode != 0:
-            # The command line holds passwords; only the tool's output is shown.
-            raise BrokerError(f"formatting KRaft storage failed:\n{done.stdout}{done.stderr}")
+            raise BrokerError(
+                f"formatting KRaft storage failed ({' '.join(args)}):\n{done.stdout}{done.stderr}"
+            )
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         cmd = self._java("kafka.Kafka", str(self.layout.server_properties), heap_mb=self.heap_mb)
@@ -309,7 +310,26 @@ class LocalBroker:
         return True
 
     def _provision(self) -> None:
-        acls.provision(self.admin())
+        """Topics, ACLs and SCRAM users, each created only if missing (``up`` is idempotent)."""
+        admin = self.admin()
+        acls.provision(admin)
+        created = ensure_scram_users(admin, self.secrets(), SCRAM_USERS)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for user in created:  # the broker lists a user a moment before it authenticates it
+            while not self._scram_login_works(user):
+                if time.monotonic() > deadline:
+                    raise BrokerError(f"the SCRAM user {user} cannot log in on SASL_SSL")
+                time.sleep(0.1)
+
+    def _scram_login_works(self, user: str) -> bool:
+        settings = local_kafka_settings(
+            self.layout, self.ports, user, Listener.SASL_SSL, self.secrets()
+        )
+        try:
+            make_admin(settings).list_topics(timeout=2.0)
+        except Exception:
+            return False
+        return True
 
     # ---- down ----------------------------------------------------------------------------
     def down(self, progress: ProgressFn | None = None) -> bool:

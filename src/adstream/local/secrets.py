@@ -25,8 +25,7 @@ class LocalSecrets(BaseModel):
 
 
 def _new_password() -> str:
-    # URL-safe characters only: they survive Java properties, JAAS quoting and the
-    # ``--add-scram`` argument syntax without escaping.
+    # URL-safe characters only: they survive Java properties and JAAS quoting without escaping.
     return secrets.token_urlsafe(24)
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from adstream.ingest.metrics import Metrics
+from adstream.api import create_api
+from adstream.ingest.config import ApiSettings
+from adstream.ingest.metrics import Metrics, method_label
+from adstream.kafka.settings import KafkaSettings
 
 
 def _app(metrics: Metrics) -> FastAPI:
@@ -43,3 +50,38 @@ def test_publisher_observations_are_exposed() -> None:
     assert "adstream_produce_ack_seconds_count 1.0" in text
     assert 'adstream_delivery_failures_total{reason="delivery_timeout"} 1.0' in text
     assert "adstream_producer_queue_depth 7.0" in text
+
+
+def test_labels_stay_bounded_whatever_the_client_sends(tmp_path: Path) -> None:
+    """The full API (ingest + stats): an unknown method is ``other`` and an unmatched path
+    is ``<unmatched>``, so a client cannot create new series."""
+    api = ApiSettings(db_url=f"sqlite:///{tmp_path / 'c.db'}")
+    app = create_api(KafkaSettings(bootstrap_servers=("127.0.0.1:1",)), api)
+    client = TestClient(app, raise_server_exceptions=False)  # no lifespan: nothing publishes
+    path = f"/{uuid.uuid4().hex}/x"
+    assert client.request("FOOBAR123", path).status_code == 404
+    assert client.request("FOOBAR123", "/stats/totals").status_code == 405
+    assert client.request("PATCH", "/ads/AD1/stats").status_code == 405
+    assert client.get("/stats/totals").status_code == 200
+    text = client.get("/metrics").text
+    assert "FOOBAR123" not in text
+    assert path.split("/")[1] not in text
+    requests = 'adstream_http_requests_total{method="%s",route="%s",status="%s"} 1.0'
+    assert requests % ("other", "<unmatched>", "404") in text
+    assert requests % ("other", "/stats/totals", "405") in text
+    assert requests % ("PATCH", "/ads/{adId}/stats", "405") in text
+    assert requests % ("GET", "/stats/totals", "200") in text
+
+
+@pytest.mark.parametrize(
+    ("method", "label"),
+    [
+        ("GET", "GET"),
+        ("OPTIONS", "OPTIONS"),
+        ("get", "other"),
+        ("FOOBAR123", "other"),
+        ("", "other"),
+    ],
+)
+def test_method_label(method: str, label: str) -> None:
+    assert method_label(method) == label

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,48 @@ def test_parse_jaas_options() -> None:
     assert jaas.options == {"username": "bob", "password": 'a "b" c'}
     with pytest.raises(JavaPropertiesError):
         parse_jaas("ScramLoginModule username=bob")
+
+
+def test_empty_endpoint_identification_disables_host_checks_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = props(
+        tmp_path,
+        "bootstrap.servers=b-1:9094\nsecurity.protocol=SSL\n"
+        "ssl.endpoint.identification.algorithm=\n",
+    )
+    with caplog.at_level(logging.WARNING, logger="adstream.kafka.java_properties"):
+        loaded = from_java_properties(path)
+    assert loaded.verify_hostname is False
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert str(path) in record.getMessage()
+    assert "host name is NOT checked" in record.getMessage()
+    assert "man in the middle" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "ssl.endpoint.identification.algorithm=https\n",
+        "ssl.endpoint.identification.algorithm = HTTPS \n",
+    ],
+)
+def test_host_checks_stay_on_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, line: str
+) -> None:
+    path = props(tmp_path, f"bootstrap.servers=b-1:9094\nsecurity.protocol=SSL\n{line}")
+    with caplog.at_level(logging.WARNING):
+        assert from_java_properties(path).verify_hostname is True
+    assert not caplog.records
+
+
+def test_unknown_endpoint_identification_is_an_error(tmp_path: Path) -> None:
+    path = props(
+        tmp_path,
+        "bootstrap.servers=b-1:9094\nsecurity.protocol=SSL\n"
+        "ssl.endpoint.identification.algorithm=none\n",
+    )
+    with pytest.raises(JavaPropertiesError, match="use https") as raised:
+        from_java_properties(path)
+    assert raised.value.keys == ("ssl.endpoint.identification.algorithm",)

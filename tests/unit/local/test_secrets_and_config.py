@@ -3,7 +3,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adstream.local.layout import BrokerLayout, Ports
+from adstream.local.broker import LocalBroker
+from adstream.local.jars import KafkaDistribution
+from adstream.local.layout import SCRAM_USERS, BrokerLayout, Ports
 from adstream.local.secrets import SecretsFile
 from adstream.local.server_config import render_properties, server_properties
 
@@ -46,3 +48,15 @@ def test_rendered_properties_escape_backslashes(tmp_path: Path) -> None:
     text = render_properties({"a": "C:\\dir", "b": "x"})
     assert "a=C:\\\\dir\n" in text
     assert text.endswith("b=x\n")
+
+
+def test_storage_format_arguments_hold_no_password(tmp_path: Path) -> None:
+    """They end up in /proc/<pid>/cmdline, readable by every local user."""
+    broker = LocalBroker(BrokerLayout.at(tmp_path), KafkaDistribution("4.1.1", tmp_path / "k"))
+    secrets = broker.prepare()
+    args = " ".join(broker.format_args("AAAAAAAAAAAAAAAAAAAAAA"))
+    assert "--cluster-id=AAAAAAAAAAAAAAAAAAAAAA" in args
+    for user in SCRAM_USERS:
+        assert secrets.scram_password(user) not in args
+    assert secrets.store_password.get_secret_value() not in args
+    assert "password" not in args
