@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
-from starlette.concurrency import run_in_threadpool
 
 from adstream.aggregate.dashboard import DASHBOARD_HTML
 from adstream.aggregate.queries import CountQueries, InvalidRangeError, wall_clock_ms
