@@ -3,7 +3,7 @@
 One root handler on stderr with structlog's `ProcessorFormatter`, so the modules'
 `logging.getLogger(__name__)` loggers, library loggers (botocore, Granian) and structlog
 loggers all come out in one format: `console` (for people, the default on a terminal) or
-`json` (one object per line with `event`, `level`, `logger`, `timestamp`, the default
+`json` (one object per line with `event`, `level`, `logger`, `timestamp`, `process`; the default
 otherwise, for log shippers). `ADSTREAM_LOG_FORMAT` and `ADSTREAM_LOG_LEVEL` choose.
 
 `configure_logging` runs at CLI start and again in each API worker: Granian may start its
@@ -66,6 +66,10 @@ def _shared_processors() -> list[Processor]:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # The API runs several worker processes: say which one wrote the line.
+        structlog.processors.CallsiteParameterAdder(
+            [structlog.processors.CallsiteParameter.PROCESS]
+        ),
     ]
 
 

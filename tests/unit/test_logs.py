@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -38,6 +39,7 @@ def test_stdlib_record_is_one_json_line_with_event_level_logger() -> None:
     assert line["level"] == "warning"
     assert line["logger"] == "adstream.aggregate.consumer"
     assert line["offset"] == 42
+    assert line["process"] == os.getpid()
     assert isinstance(line["timestamp"], str)
 
 
@@ -67,6 +69,7 @@ def test_structlog_loggers_share_the_handler() -> None:
         "level": "info",
         "logger": "adstream.bench",
         "timestamp": line["timestamp"],
+        "process": os.getpid(),
     }
 
 
