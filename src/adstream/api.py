@@ -18,6 +18,7 @@ from adstream.ingest.app import create_app
 from adstream.ingest.config import KAFKA_CONFIG_ENV, ApiSettings
 from adstream.kafka.load import load_settings
 from adstream.kafka.settings import KafkaSettings
+from adstream.logs import configure_logging
 
 
 def create_api(kafka: KafkaSettings, api: ApiSettings | None = None) -> FastAPI:
@@ -29,6 +30,10 @@ def create_api(kafka: KafkaSettings, api: ApiSettings | None = None) -> FastAPI:
 
 
 def create_api_from_env() -> FastAPI:
-    """For server workers: Kafka settings from `$ADSTREAM_KAFKA_CONFIG` (a file) or the env."""
+    """For server workers: Kafka settings from `$ADSTREAM_KAFKA_CONFIG` (a file) or the env.
+
+    Logging is set up again here: a spawned worker does not inherit the CLI's handlers.
+    """
+    configure_logging()
     path = os.environ.get(KAFKA_CONFIG_ENV)
     return create_api(load_settings(Path(path) if path else None), ApiSettings())

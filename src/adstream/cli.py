@@ -1,4 +1,8 @@
-"""The `adstream` command: parses flags, builds objects, calls one function."""
+"""The `adstream` command: parses flags, builds objects, calls one function.
+
+Everything imported here must work with the base install (no `infra` or `dev` extra):
+`adstream.infra.cli` imports the CDK libraries only inside its commands.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,25 @@ from adstream.infra import cli as infra_cli
 from adstream.ingest.cli import serve
 from adstream.kafka import cli as kafka_cli
 from adstream.local import cli as local_cli
+from adstream.logs import LogSettingsError, configure_logging
 
 app = typer.Typer(
     help="adstream: ad-event streaming on Apache Kafka / Amazon MSK.", no_args_is_help=True
 )
 # `adstream kafka` gathers the local broker's commands and the client-side doctor.
 local_cli.app.command("check")(kafka_cli.check)
+
+
+@app.callback()
+def _start() -> None:
+    """Set up structured logs (ADSTREAM_LOG_FORMAT, ADSTREAM_LOG_LEVEL) before any command."""
+    try:
+        configure_logging()
+    except LogSettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 app.add_typer(local_cli.app, name="kafka")
 app.add_typer(infra_cli.app, name="infra")
 app.command()(serve)

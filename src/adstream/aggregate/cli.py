@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -46,7 +45,6 @@ def aggregate(
     ] = None,
 ) -> None:
     """Count impressions and clicks per ad and minute, exactly once, into a database."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Imported here: prometheus-client must not be loaded in the CLI process that forks the
     # API's workers (their multiprocess metrics mode is chosen at import time).
     from adstream.aggregate.service import run_aggregator

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
-from starlette.concurrency import run_in_threadpool
 
 from adstream.aggregate.dashboard import DASHBOARD_HTML
 from adstream.aggregate.queries import (

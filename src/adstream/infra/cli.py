@@ -1,13 +1,21 @@
-"""`adstream infra ...`: synthesize the CDK app for a profile (mounted by `adstream.cli`)."""
+"""`adstream infra ...`: synthesize the CDK app for a profile (mounted by `adstream.cli`).
+
+The CDK libraries and PyYAML are the optional `infra` extra, so this module imports none of
+them at the top: `adstream` without the extra must still run every other command, and
+`infra` commands then say which extra to install.
+"""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from adstream.infra.profiles import ProfileError, load_profile
+EXIT_MISSING_EXTRA = 2
+INFRA_EXTRA_MODULES = ("yaml", "aws_cdk", "constructs", "cdk_nag")
+"""Top-level modules of the `infra` extra (pyyaml, aws-cdk-lib, constructs, cdk-nag)."""
 
 app = typer.Typer(
     help="AWS infrastructure (CDK): synthesize and check CloudFormation for MSK.",
@@ -33,6 +41,9 @@ def synth(
     ),
 ) -> None:
     """Write `<stack>.template.json` for PROFILE after cdk-nag (AwsSolutions) passes."""
+    require_infra_extra()
+    from adstream.infra.profiles import ProfileError, load_profile
+
     try:
         loaded = load_profile(profile)
     except ProfileError as exc:
@@ -52,3 +63,28 @@ def synth(
         f"cdk-nag AwsSolutions: 0 open findings, {len(result.acknowledged)} acknowledged "
         "with reasons (see validation-report.json when present)"
     )
+
+
+def missing_infra_modules() -> list[str]:
+    """The `infra` extra's modules that cannot be imported here (none when it is installed)."""
+    missing = []
+    for name in INFRA_EXTRA_MODULES:
+        try:
+            found = find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def require_infra_extra() -> None:
+    """Exit 2 naming the extra to install, instead of a traceback about `yaml` or `aws_cdk`."""
+    missing = missing_infra_modules()
+    if missing:
+        typer.echo(
+            f"error: `adstream infra` needs the infra extra (missing: {', '.join(missing)}); "
+            "install it with: pip install 'adstream[infra]'",
+            err=True,
+        )
+        raise typer.Exit(EXIT_MISSING_EXTRA)

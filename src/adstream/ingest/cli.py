@@ -24,6 +24,7 @@ from adstream.kafka.java_properties import JavaPropertiesError
 from adstream.kafka.load import load_settings
 from adstream.kafka.stores import StoreError
 from adstream.local.defaults import NoKafkaSettingsError, local_client_properties
+from adstream.logs import GRANIAN_LOG_CONFIG, configure_logging
 
 EXIT_BAD_CONFIG = 2
 APP_FACTORY = "adstream.api:create_api_from_env"
@@ -87,6 +88,7 @@ def serve(
             workers=workers,
             loop=Loops.uvloop,
             log_access=False,
+            log_dictconfig=GRANIAN_LOG_CONFIG,
         ).serve()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -94,6 +96,7 @@ def serve(
 
 def main() -> None:
     """Run `serve` on its own (`python -m adstream.ingest.cli`) until the CLI mounts it."""
+    configure_logging()
     typer.run(serve)
 
 
