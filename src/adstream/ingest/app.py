@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from confluent_kafka import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -73,8 +74,10 @@ def create_app(kafka: KafkaSettings, api: ApiSettings | None = None) -> FastAPI:
     """The FastAPI app publishing to Kafka as configured; the producer starts with the app."""
     api = api or ApiSettings()
     metrics = Metrics()
-    producer = make_producer(kafka, api.producer_overrides())
+    errors = _ErrorCallback()
+    producer = make_producer(kafka, {**api.producer_overrides(), "error_cb": errors})
     publisher = AdEventPublisher(producer, api.topic, metrics)
+    errors.publisher = publisher
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -116,6 +119,19 @@ def create_app(kafka: KafkaSettings, api: ApiSettings | None = None) -> FastAPI:
         )
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     return app
+
+
+class _ErrorCallback:
+    """librdkafka's `error_cb`, bound to the publisher once it exists."""
+
+    def __init__(self) -> None:
+        self.publisher: AdEventPublisher | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if self.publisher is not None:
+            self.publisher.on_client_error(error)
+        elif error.fatal():
+            log.critical("Kafka producer failed fatally: %s", error)
 
 
 class _MetricsMiddleware:

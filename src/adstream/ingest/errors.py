@@ -47,6 +47,16 @@ class PublisherClosedError(PublishError):
     reason = "shutting_down"
 
 
+class ProducerFatalError(PublishError):
+    """librdkafka raised a fatal error: this producer can never send again.
+
+    Retryable for the client (another worker or instance can take the event), but not
+    for this process: `/healthz` fails from now on so the platform replaces it.
+    """
+
+    reason = "producer_fatal"
+
+
 class DeliveryFailedError(PublishError):
     """A permanent failure (e.g. not authorized, record too large): retrying will not help."""
 

@@ -32,6 +32,7 @@ from adstream.ingest.errors import (
     BrokerUnavailableError,
     DeliveryFailedError,
     DeliveryTimeoutError,
+    ProducerFatalError,
     PublisherClosedError,
     PublishError,
     QueueFullError,
@@ -78,6 +79,8 @@ class NoObserver:
 def classify(error: KafkaError) -> PublishError:
     """Map a librdkafka delivery error to the typed error the API turns into a status."""
     code = error.code()
+    if error.fatal() or code == KafkaError._FATAL:
+        return ProducerFatalError(f"the producer failed fatally: {error.str()}")
     if code in _TIMEOUTS:
         return DeliveryTimeoutError(f"not acknowledged in time: {error.str()}")
     if code == KafkaError._QUEUE_FULL:
@@ -128,6 +131,7 @@ class AdEventPublisher:
         self._closed = False
         self._results: list[_Result] = []
         self._in_flight = 0
+        self.fatal_error: str | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -148,6 +152,16 @@ class AdEventPublisher:
             log.error("publisher closed with %d undelivered events", remaining)
         return remaining
 
+    def on_client_error(self, error: KafkaError) -> None:
+        """librdkafka's `error_cb`: a fatal error ends this producer for good.
+
+        Everything else (a broker down, a transport error) is transient and shows up as
+        delivery failures and in readiness; only fatal errors are recorded here.
+        """
+        if error.fatal() and self.fatal_error is None:
+            self.fatal_error = error.str()
+            log.critical("Kafka producer failed fatally, the process must be replaced: %s", error)
+
     @property
     def queue_depth(self) -> int:
         """Events handed to the producer whose ack or failure has not been settled yet.
@@ -161,6 +175,9 @@ class AdEventPublisher:
     def _ticket(self, count: int) -> _Ticket:
         if self._closed or self._loop is None:
             raise PublisherClosedError("the publisher is not running")
+        if self.fatal_error is not None:
+            self._observer.failed(ProducerFatalError.reason)
+            raise ProducerFatalError(f"the producer failed fatally: {self.fatal_error}")
         return _Ticket(self._loop.create_future(), count)
 
     def _produce(self, event: AdEvent, ticket: _Ticket) -> None:

@@ -133,9 +133,17 @@ async def pixel(
     return Response(PIXEL_GIF, media_type="image/gif", headers=headers)
 
 
-@router.get("/healthz", response_model=Health, summary="The process is alive")
-async def healthz() -> Health:
-    return Health(status="ok")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health}},
+    summary="Liveness: 503 once the Kafka producer failed fatally (replace the process)",
+)
+async def healthz(request: Request) -> JSONResponse:
+    fatal = request.app.state.publisher.fatal_error
+    if fatal is not None:
+        return JSONResponse(Health(status="fatal", detail=fatal).model_dump(), status_code=503)
+    return JSONResponse(Health(status="ok").model_dump())
 
 
 @router.get(
@@ -144,7 +152,13 @@ async def healthz() -> Health:
     responses={503: {"model": Health}},
     summary="Kafka reachable and topic present",
 )
-async def readyz(probe: Annotated[ReadinessProbe, Depends(get_readiness)]) -> JSONResponse:
+async def readyz(
+    request: Request, probe: Annotated[ReadinessProbe, Depends(get_readiness)]
+) -> JSONResponse:
+    fatal = request.app.state.publisher.fatal_error
+    if fatal is not None:
+        body = Health(status="not ready", detail=f"producer failed fatally: {fatal}")
+        return JSONResponse(body.model_dump(), status_code=503)
     result = await probe.check()
     body = Health(status="ready" if result.ready else "not ready", detail=result.detail)
     return JSONResponse(body.model_dump(), status_code=200 if result.ready else 503)
