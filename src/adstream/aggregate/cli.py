@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from adstream.aggregate.config import AGGREGATOR_GROUP, AggregatorConfig
+from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.dead_letters import DeadLetterTopicError
 from adstream.aggregate.stores import DEFAULT_DB_URL, StoreUrlError
+from adstream.kafka import topics
+from adstream.kafka.topics import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
 from adstream.local.defaults import NoKafkaSettingsError, service_settings
 
 
@@ -26,7 +28,7 @@ def aggregate(
     ] = DEFAULT_DB_URL,
     topic: Annotated[
         str, typer.Option(envvar="ADSTREAM_AGGREGATE_TOPIC", help="Topic to count")
-    ] = "ad-events",
+    ] = AD_EVENTS_TOPIC,
     dead_letter_topic: Annotated[
         str | None, typer.Option(help="Where unparsable records go [default: TOPIC.dlq]")
     ] = None,
@@ -53,7 +55,7 @@ def aggregate(
         settings = service_settings(kafka_config, "adstream-aggregator")
         config = AggregatorConfig(
             topic=topic,
-            dead_letter_topic=dead_letter_topic or f"{topic}.dlq",
+            dead_letter_topic=dead_letter_topic or topics.dead_letter_topic(topic),
             group=group,
             instance_id=instance_id,
             batch_size=batch_size,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from adstream.events import EventTimeWindow
+from adstream.kafka.topics import AD_EVENTS_TOPIC, AGGREGATOR_GROUP, DEAD_LETTER_TOPIC
 
-AGGREGATOR_GROUP = "adstream-aggregator"
 RECEIVE_GRACE_MS = 60_000
 """Slack beyond the API's event-time window: the API reads its clock a moment before the
 producer stamps the record, so an event the API accepted is never dead-lettered here."""
@@ -14,8 +14,8 @@ producer stamps the record, so an event the API accepted is never dead-lettered 
 
 @dataclass(frozen=True)
 class AggregatorConfig:
-    topic: str = "ad-events"
-    dead_letter_topic: str = "ad-events.dlq"
+    topic: str = AD_EVENTS_TOPIC
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
     group: str = AGGREGATOR_GROUP
     instance_id: str | None = None  # static membership: restarts skip the rebalance wait
     batch_size: int = 5000

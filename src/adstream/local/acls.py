@@ -24,12 +24,11 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-AD_EVENTS_TOPIC = "ad-events"
+from adstream.kafka.topics import AD_EVENTS_TOPIC, AGGREGATOR_GROUP, DEAD_LETTER_TOPIC
+
 AD_EVENTS_PARTITIONS = 6
-DEAD_LETTER_TOPIC = "ad-events.dlq"
 TOPICS: dict[str, int] = {AD_EVENTS_TOPIC: AD_EVENTS_PARTITIONS, DEAD_LETTER_TOPIC: 3}
 """Topic name -> partition count; replication factor 1 on the single local node."""
-AGGREGATOR_GROUP = "adstream-aggregator"
 DEV_GROUP_PREFIX = "adstream-dev"
 
 
