@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from adstream.aggregate.model import MINUTE_MS, Batch, StaleBatchError, Tally
+from adstream.aggregate.postgres_store import PostgresCountStore
 from adstream.aggregate.sqlite_store import SqliteCountStore
 from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.stores import StoreUrlError, open_store
@@ -179,3 +181,21 @@ def test_postgres_url_round_trip(postgres: PostgresServer) -> None:
     again = open_store(url)  # schema creation is idempotent; data is kept
     assert again.load_offsets(TOPIC) == {0: 1}
     again.close()
+
+
+def test_opening_a_store_beside_a_running_batch_takes_no_lock(postgres: PostgresServer) -> None:
+    """A second instance or the stats API opening the store while a batch is open.
+
+    Before, ``CREATE INDEX IF NOT EXISTS`` ran on every open and waited for (or deadlocked
+    with) the batch's row locks.
+    """
+    url = postgres.new_database()
+    open_store(url).close()
+    with psycopg.connect(url) as running_batch:
+        running_batch.execute(
+            "INSERT INTO seen_event_ids (event_id, received_ms) VALUES ('in-flight', 1)"
+        )
+        beside = PostgresCountStore(url, lock_timeout_ms=500)
+        beside.ensure_schema()  # raised RetryableStoreError (lock timeout) before
+        assert beside.load_offsets(TOPIC) == {}
+        beside.close()

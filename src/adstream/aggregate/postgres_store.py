@@ -63,7 +63,7 @@ class PostgresCountStore(SqlCountStore):
             "WHERE topic = %s AND kafka_partition = %s FOR UPDATE"
         )
 
-    def _has_table(self, cur: Cursor, name: str) -> bool:
+    def _exists(self, cur: Cursor, name: str) -> bool:
         cur.execute("SELECT to_regclass(%s)", (name,))
         return cur.fetchone()[0] is not None
 

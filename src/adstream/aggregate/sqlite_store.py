@@ -79,8 +79,8 @@ class SqliteCountStore(SqlCountStore):
         # BEGIN IMMEDIATE already serializes writers.
         return "SELECT next_offset FROM consumed_offsets WHERE topic = %s AND kafka_partition = %s"
 
-    def _has_table(self, cur: Cursor, name: str) -> bool:
-        cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = %s", (name,))
+    def _exists(self, cur: Cursor, name: str) -> bool:
+        cur.execute("SELECT 1 FROM sqlite_master WHERE name = %s", (name,))
         return cur.fetchone() is not None
 
     def _claim_event_ids(self, cur: Cursor, rows: list[tuple[str, int]]) -> set[str]:

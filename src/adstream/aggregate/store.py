@@ -40,6 +40,7 @@ from adstream.aggregate.model import (
     Batch,
     CommitResult,
     MinuteCount,
+    RetryableStoreError,
     StaleBatchError,
     Tally,
 )
@@ -66,6 +67,14 @@ SCHEMA = (
         received_ms BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS seen_event_ids_by_received ON seen_event_ids (received_ms)",
 )
+SCHEMA_OBJECTS = (
+    "ad_counts",
+    "ad_counts_by_minute",
+    "consumed_offsets",
+    "seen_event_ids",
+    "seen_event_ids_by_received",
+)
+SCHEMA_ATTEMPTS = 5
 _LEGACY_SEEN_EVENTS = "seen_events"
 """Before 0.2 ids were kept by event minute; migrated with that minute as their time."""
 
@@ -115,7 +124,8 @@ class SqlCountStore(ABC):
         """Insert (event id, received ms) rows not stored yet; return the ids inserted."""
 
     @abstractmethod
-    def _has_table(self, cur: Cursor, name: str) -> bool: ...
+    def _exists(self, cur: Cursor, name: str) -> bool:
+        """Whether a table or index of that name exists."""
 
     @abstractmethod
     def _lock_offsets_sql(self) -> str:
@@ -123,10 +133,31 @@ class SqlCountStore(ABC):
 
     # ---- schema and offsets --------------------------------------------------------------
     def ensure_schema(self) -> None:
+        """Create what is missing; a schema already in place is only looked at.
+
+        DDL takes table locks (in PostgreSQL even ``CREATE INDEX IF NOT EXISTS`` takes a
+        SHARE lock) that can deadlock with a running aggregator's batch, so a second
+        instance, the stats API or a tool opening the store must not issue any.
+        """
+        with self.reading() as cur:
+            if all(self._exists(cur, name) for name in SCHEMA_OBJECTS) and not self._exists(
+                cur, _LEGACY_SEEN_EVENTS
+            ):
+                return
+        for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+            try:
+                self._create_schema()
+                return
+            except RetryableStoreError:  # two instances creating it at once
+                if attempt == SCHEMA_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * attempt)
+
+    def _create_schema(self) -> None:
         with self.transaction() as cur:
             for statement in SCHEMA:
                 cur.execute(statement)
-            if self._has_table(cur, _LEGACY_SEEN_EVENTS):
+            if self._exists(cur, _LEGACY_SEEN_EVENTS):
                 cur.execute(
                     "INSERT INTO seen_event_ids (event_id, received_ms) "  # noqa: S608
                     f"SELECT event_id, minute FROM {_LEGACY_SEEN_EVENTS} WHERE true "
