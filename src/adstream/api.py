@@ -8,22 +8,25 @@ FastAPI app, so `ingest` never imports `aggregate`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from adstream.aggregate.routes import install_stats
 from adstream.aggregate.stores import open_store
-from adstream.ingest.app import create_app
+from adstream.ingest.app import create_app, exit_worker
 from adstream.ingest.config import KAFKA_CONFIG_ENV, ApiSettings
 from adstream.kafka.load import load_settings
 from adstream.kafka.settings import KafkaSettings
 from adstream.logs import configure_logging
 
 
-def create_api(kafka: KafkaSettings, api: ApiSettings | None = None) -> FastAPI:
+def create_api(
+    kafka: KafkaSettings, api: ApiSettings | None = None, on_fatal: Callable[[], None] | None = None
+) -> FastAPI:
     api = api or ApiSettings()
-    app = create_app(kafka, api)
+    app = create_app(kafka, api, on_fatal)
     if api.db_url:
         install_stats(app, open_store(api.db_url))
     return app
@@ -36,4 +39,5 @@ def create_api_from_env() -> FastAPI:
     """
     configure_logging()
     path = os.environ.get(KAFKA_CONFIG_ENV)
-    return create_api(load_settings(Path(path) if path else None), ApiSettings())
+    settings = load_settings(Path(path) if path else None)
+    return create_api(settings, ApiSettings(), on_fatal=exit_worker)

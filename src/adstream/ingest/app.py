@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from confluent_kafka import KafkaError
@@ -70,13 +73,21 @@ def _install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     app.add_exception_handler(batch.UnsupportedMediaTypeError, unsupported)
 
 
-def create_app(kafka: KafkaSettings, api: ApiSettings | None = None) -> FastAPI:
-    """The FastAPI app publishing to Kafka as configured; the producer starts with the app."""
+def create_app(
+    kafka: KafkaSettings,
+    api: ApiSettings | None = None,
+    on_fatal: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The FastAPI app publishing to Kafka as configured; the producer starts with the app.
+
+    `on_fatal` runs (in the event loop) once the producer failed fatally; a served
+    worker passes `exit_worker`, so the server replaces it.
+    """
     api = api or ApiSettings()
     metrics = Metrics()
     errors = _ErrorCallback()
     producer = make_producer(kafka, {**api.producer_overrides(), "error_cb": errors})
-    publisher = AdEventPublisher(producer, api.topic, metrics)
+    publisher = AdEventPublisher(producer, api.topic, metrics, on_fatal)
     errors.publisher = publisher
 
     @asynccontextmanager
@@ -119,6 +130,18 @@ def create_app(kafka: KafkaSettings, api: ApiSettings | None = None) -> FastAPI:
         )
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     return app
+
+
+FATAL_EXIT_DELAY_S = 1.0
+"""Time for the requests waiting on the failed producer to get their 503 before the exit."""
+
+
+def exit_worker() -> None:
+    """Stop this server worker gracefully soon: granian respawns a worker that exits."""
+    log.critical(
+        "stopping this worker in %.0f s: its Kafka producer cannot recover", FATAL_EXIT_DELAY_S
+    )
+    asyncio.get_running_loop().call_later(FATAL_EXIT_DELAY_S, os.kill, os.getpid(), signal.SIGTERM)
 
 
 class _ErrorCallback:

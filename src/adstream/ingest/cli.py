@@ -76,11 +76,16 @@ def serve(
         os.environ[KAFKA_CONFIG_ENV] = str(kafka_config.resolve())
     if db is not None:
         os.environ[DB_URL_ENV] = db
+    run_server(APP_FACTORY, host, port, workers)
+
+
+def run_server(app_factory: str, host: str, port: int, workers: int) -> None:
+    """Serve `app_factory` ("module:function") with Granian until stopped."""
     metrics_dir = tempfile.mkdtemp(prefix="adstream-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     try:
         Granian(
-            APP_FACTORY,
+            app_factory,
             factory=True,
             address=host,
             port=port,
@@ -88,6 +93,9 @@ def serve(
             workers=workers,
             loop=Loops.uvloop,
             log_access=False,
+            # A worker whose producer failed fatally exits; it is replaced (a crash loop
+            # stops the server, so the platform restarts it).
+            respawn_failed_workers=True,
             log_dictconfig=GRANIAN_LOG_CONFIG,
         ).serve()
     finally:

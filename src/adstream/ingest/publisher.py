@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -120,11 +120,16 @@ class AdEventPublisher:
     """Publishes `AdEvent`s to one topic; `start()` inside the event loop, `close()` to flush."""
 
     def __init__(
-        self, producer: Producer, topic: str, observer: PublishObserver | None = None
+        self,
+        producer: Producer,
+        topic: str,
+        observer: PublishObserver | None = None,
+        on_fatal: Callable[[], None] | None = None,
     ) -> None:
         self._producer = producer
         self.topic = topic
         self._observer = observer or NoObserver()
+        self._on_fatal = on_fatal
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -146,21 +151,31 @@ class AdEventPublisher:
         self._stop.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
-        remaining: int = await asyncio.to_thread(self._producer.flush, timeout)
+        try:
+            remaining: int = await asyncio.to_thread(self._producer.flush, timeout)
+        except KafkaException as exc:  # a fatal error surfacing now
+            self.on_client_error(exc.args[0])
+            remaining = len(self._producer)
         self._hand_over()
         if remaining:
             log.error("publisher closed with %d undelivered events", remaining)
         return remaining
 
     def on_client_error(self, error: KafkaError) -> None:
-        """librdkafka's `error_cb`: a fatal error ends this producer for good.
+        """A client-level error (from `poll()` or `error_cb`): a fatal one ends this producer.
 
-        Everything else (a broker down, a transport error) is transient and shows up as
-        delivery failures and in readiness; only fatal errors are recorded here.
+        After a fatal error librdkafka purges every queued event (each fails, so each
+        waiting request gets its 503) and refuses new ones; this publisher then fails
+        every publish at once and calls `on_fatal`, which replaces the process. Anything
+        else (a broker down, a transport error) is transient: it shows up as delivery
+        failures and in readiness, not here.
         """
-        if error.fatal() and self.fatal_error is None:
-            self.fatal_error = error.str()
-            log.critical("Kafka producer failed fatally, the process must be replaced: %s", error)
+        if not error.fatal() or self.fatal_error is not None:
+            return
+        self.fatal_error = error.str()
+        log.critical("Kafka producer failed fatally, the process must be replaced: %s", error)
+        if self._on_fatal is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_fatal)
 
     @property
     def queue_depth(self) -> int:
@@ -231,8 +246,15 @@ class AdEventPublisher:
         self._results.append((ticket, error, message))
 
     def _poll_loop(self) -> None:
+        """Serve callbacks until closed. This thread must never die: if it did, no request
+        waiting for an ack would ever be answered."""
         while not self._stop.is_set():
-            self._producer.poll(POLL_INTERVAL_S)
+            try:
+                self._producer.poll(POLL_INTERVAL_S)
+            except KafkaException as exc:  # librdkafka raises a fatal error from poll()
+                self.on_client_error(exc.args[0])
+            except Exception:
+                log.exception("error in a delivery callback; polling goes on")
             self._hand_over()
             self._observer.queue_depth(self._in_flight)
 
@@ -261,6 +283,8 @@ class AdEventPublisher:
                 ticket.delivery = Delivery(self.topic, partition, offset)
             else:
                 failure = classify(error)
+                if self.fatal_error is not None:  # purged because the producer failed
+                    failure = ProducerFatalError(f"the producer failed fatally: {self.fatal_error}")
                 self._observer.failed(failure.reason)
                 log.error(
                     "event %s not delivered: %s (%s)",
