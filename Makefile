@@ -44,8 +44,8 @@ infra-test: $(STAMP)
 
 bench: setup
 	@command -v wrk >/dev/null || { echo "==> installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-	$(BIN)/python bench/run.py
-	$(BIN)/python bench/aggregator.py
+	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.aggregator
 
 clean:
 	-$(BIN)/adstream kafka down

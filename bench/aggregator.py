@@ -1,6 +1,6 @@
 """Aggregator throughput, exactly-once into SQLite and PostgreSQL, on this machine.
 
-    .venv/bin/python bench/aggregator.py [--events 200000] [--batch-size 5000]
+    .venv/bin/python -m bench.aggregator [--events 200000] [--batch-size 5000]
 
 Starts its own local broker (a fresh state directory, free ports) and PostgreSQL
 server, produces the events to ``ad-events`` first, then times the aggregator from
@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Producer
+from tests.support.ports import free_base_port
+from tests.support.postgres import running_postgres
 
 from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.service import build_aggregator
-from adstream.aggregate.stores import open_store
+from adstream.aggregate.store_url import open_store
 from adstream.events.ids import uuid7
 from adstream.events.model import AdEvent, EventType
 from adstream.events.wire import headers, key, value
@@ -29,8 +31,6 @@ from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import local_kafka_settings
 from adstream.local.jars import ensure_kafka_jars
 from adstream.local.layout import BrokerLayout
-from adstream.local.ports import free_base_port
-from adstream.local.postgres import running_postgres
 
 
 def produce(broker: LocalBroker, count: int) -> None:

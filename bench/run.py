@@ -1,6 +1,6 @@
 """Benchmarks of the ingest path on this machine, all against one local broker.
 
-    .venv/bin/python bench/run.py [--seconds 10] [--connections 64]
+    .venv/bin/python -m bench.run [--seconds 10] [--connections 64]
 
 Prints a Markdown table: the raw librdkafka producer ceiling, single-event API req/s
 with p50/p99 latency for 1 and 2 workers, batch API events/s and RSS per worker. The
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from tests.support.ports import free_base_port, free_port
 
 from adstream.events import AdEvent, EventType, uuid7, wire
 from adstream.kafka.factory import make_producer
@@ -30,7 +31,6 @@ from adstream.kafka.java_properties import from_java_properties
 from adstream.local.broker import LocalBroker
 from adstream.local.jars import ensure_kafka_jars
 from adstream.local.layout import BrokerLayout
-from adstream.local.ports import free_base_port, free_port
 
 HERE = Path(__file__).parent
 SINGLE_LUA = HERE / "single.lua"

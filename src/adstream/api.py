@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from adstream.aggregate.routes import install_stats
-from adstream.aggregate.stores import open_store
+from adstream.aggregate.store_url import open_store
 from adstream.ingest.app import create_app, exit_worker
 from adstream.ingest.config import KAFKA_CONFIG_ENV, ApiSettings
 from adstream.kafka.load import load_settings

@@ -17,8 +17,8 @@ import pytest
 from adstream.local.broker import LocalBroker
 from adstream.local.jars import KafkaDistribution, ensure_kafka_jars
 from adstream.local.layout import BrokerLayout
-from adstream.local.ports import free_base_port
-from adstream.local.postgres import PostgresServer, running_postgres
+from tests.support.ports import free_base_port
+from tests.support.postgres import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")

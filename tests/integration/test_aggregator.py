@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 from adstream.aggregate.dead_letters import REASON_HEADER
 from adstream.aggregate.model import MINUTE_MS
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.stores import open_store
+from adstream.aggregate.store_url import open_store
 from adstream.local.broker import LocalBroker
 from tests.integration.aggregate_helpers import (
     RECENT_MINUTE,

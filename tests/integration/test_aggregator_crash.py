@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from adstream.aggregate.model import MINUTE_MS, minute_of
-from adstream.aggregate.stores import open_store
+from adstream.aggregate.store_url import open_store
 from adstream.events.model import AdEvent
 from adstream.local.broker import LocalBroker
 from tests.integration.aggregate_helpers import (

@@ -48,7 +48,6 @@ from adstream.events.wire import headers, key, value
 from adstream.kafka.factory import make_admin
 from adstream.local.acls import Grant
 from adstream.local.broker import LocalBroker
-from adstream.local.ports import free_port
 from tests.integration.aggregate_helpers import (
     AGGREGATOR,
     RECENT_MINUTE,
@@ -61,6 +60,7 @@ from tests.integration.aggregate_helpers import (
     wait_until,
 )
 from tests.integration.kafka_helpers import client_config
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

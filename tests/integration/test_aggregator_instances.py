@@ -15,10 +15,9 @@ import pytest
 
 from adstream.aggregate.model import minute_of
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.stores import open_store
+from adstream.aggregate.store_url import open_store
 from adstream.events.wire import headers, key, value
 from adstream.local.broker import LocalBroker
-from adstream.local.postgres import PostgresServer
 from tests.integration.aggregate_helpers import (
     RECENT_MINUTE,
     PrivateTopic,
@@ -28,6 +27,7 @@ from tests.integration.aggregate_helpers import (
     private_topic,
     wait_until,
 )
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ from adstream.local.acls import AD_EVENTS_TOPIC
 from adstream.local.broker import BrokerError, LocalBroker, PortInUseError
 from adstream.local.jars import KafkaDistribution
 from adstream.local.layout import LISTEN_HOST, SCRAM_USERS, BrokerLayout, Listener
-from adstream.local.ports import free_base_port
 from adstream.local.scram import ensure_scram_users
 from tests.integration.conftest import ExtraBroker
 from tests.integration.kafka_helpers import client_config, consume_at, produce_one
+from tests.support.ports import free_base_port
 
 pytestmark = pytest.mark.integration
 

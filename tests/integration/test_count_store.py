@@ -14,8 +14,8 @@ from adstream.aggregate.model import MINUTE_MS, Batch, StaleBatchError, Tally
 from adstream.aggregate.postgres_store import PostgresCountStore
 from adstream.aggregate.sqlite_store import SqliteCountStore
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.stores import StoreUrlError, open_store
-from adstream.local.postgres import PostgresServer
+from adstream.aggregate.store_url import StoreUrlError, open_store
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 

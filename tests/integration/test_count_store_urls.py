@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from adstream.aggregate.stores import StoreUrlError, open_store
+from adstream.aggregate.store_url import StoreUrlError, open_store
 from adstream.local.broker import LocalBroker
-from adstream.local.postgres import PostgresServer
 from tests.integration.aggregate_helpers import private_topic
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from adstream.aggregate.routes import install_stats
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.stores import open_store
+from adstream.aggregate.store_url import open_store
 from adstream.local.broker import LocalBroker
-from adstream.local.ports import free_port
 from tests.integration.aggregate_helpers import (
     RunningAggregator,
     admin_producer,
@@ -29,6 +28,7 @@ from tests.integration.aggregate_helpers import (
     private_topic,
     send_event,
 )
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from adstream.aggregate.dead_letters import REASON_HEADER
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.stores import open_store
+from adstream.aggregate.store_url import open_store
 from adstream.events import epoch_ms
 from adstream.events.wire import headers, key, value
 from adstream.ingest.app import create_app

@@ -15,7 +15,7 @@ from adstream.kafka.settings import KafkaSettings
 from adstream.local.broker import LocalBroker
 from adstream.local.certs import CertificateAuthority
 from adstream.local.layout import Listener
-from adstream.local.ports import free_base_port
+from tests.support.ports import free_base_port
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 
 from adstream.local.broker import LocalBroker
 from adstream.local.layout import Listener
-from adstream.local.ports import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from adstream.local.broker import LocalBroker
-from adstream.local.ports import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

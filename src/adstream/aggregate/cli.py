@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.dead_letters import DeadLetterTopicError
-from adstream.aggregate.stores import DEFAULT_DB_URL, StoreUrlError
+from adstream.aggregate.store_url import DEFAULT_DB_URL, StoreUrlError
 from adstream.kafka import topics
 from adstream.kafka.topics import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
 from adstream.local.defaults import NoKafkaSettingsError, service_settings

@@ -13,7 +13,7 @@ from adstream.aggregate.consumer import Aggregator
 from adstream.aggregate.dead_letters import DeadLetters, check_dead_letter_topic
 from adstream.aggregate.metrics import AggregatorMetrics, serve_metrics
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.stores import open_store, redact_db_url
+from adstream.aggregate.store_url import open_store, redact_db_url
 from adstream.kafka.factory import make_admin, make_consumer, make_producer
 from adstream.kafka.settings import KafkaSettings
 

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from adstream.ingest.config import KAFKA_CONFIG_ENV, MULTIPROC_ENV
 from adstream.kafka.java_properties import JavaPropertiesError
+from adstream.kafka.keystores import StoreError
 from adstream.kafka.load import load_settings
-from adstream.kafka.stores import StoreError
 from adstream.local.defaults import NoKafkaSettingsError, local_client_properties
 from adstream.logs import GRANIAN_LOG_CONFIG, configure_logging
 

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from adstream.kafka.clustercheck import Operation
 from adstream.kafka.doctor import DEFAULT_REQUIRED, run_doctor
 from adstream.kafka.java_properties import JavaPropertiesError
+from adstream.kafka.keystores import StoreError
 from adstream.kafka.load import load_settings
-from adstream.kafka.stores import StoreError
 from adstream.kafka.topics import AD_EVENTS_TOPIC
 
 app = typer.Typer(help="Kafka client tools: connection doctor.", no_args_is_help=True)

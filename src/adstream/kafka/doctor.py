@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from adstream.kafka.checks import Status, Step, StepResult
 from adstream.kafka.clustercheck import Operation, check_cluster
+from adstream.kafka.keystores import StoreError
 from adstream.kafka.netcheck import check_dns, check_tcp, check_tls
 from adstream.kafka.settings import KafkaSettings
-from adstream.kafka.stores import StoreError
 from adstream.kafka.tls import TlsMaterial, resolve_tls
 from adstream.kafka.topics import AD_EVENTS_TOPIC
 

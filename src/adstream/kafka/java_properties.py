@@ -16,8 +16,8 @@ from typing import Any
 import javaproperties
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from adstream.kafka.keystores import read_keystore, read_truststore
 from adstream.kafka.settings import KafkaSettings, SecurityMode
-from adstream.kafka.stores import read_keystore, read_truststore
 
 SUPPORTED_KEYS = frozenset(
     {

@@ -18,8 +18,8 @@ from pathlib import Path
 import certifi
 from pydantic import SecretStr
 
+from adstream.kafka.keystores import ClientIdentity, identity_from_pem, identity_from_pkcs12
 from adstream.kafka.settings import KafkaSettings
-from adstream.kafka.stores import ClientIdentity, identity_from_pem, identity_from_pkcs12
 
 
 @dataclass(frozen=True)

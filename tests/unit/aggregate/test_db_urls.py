@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adstream.aggregate.stores import StoreUrlError, open_store, redact_db_url
+from adstream.aggregate.store_url import StoreUrlError, open_store, redact_db_url
 from adstream.cli import app
 from adstream.ingest.config import ApiSettings
 

@@ -16,7 +16,7 @@ from schemathesis.checks import not_a_server_error
 
 from adstream.aggregate.model import MINUTE_MS, Batch, Tally, minute_of
 from adstream.aggregate.routes import install_stats
-from adstream.aggregate.stores import open_store
+from adstream.aggregate.store_url import open_store
 from adstream.events import valid_ad_id
 
 T0 = 1_790_000_040_000

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from adstream.local import ports
+from tests.support import ports
 
 KEY_PASSWORD = "key-secret"
 

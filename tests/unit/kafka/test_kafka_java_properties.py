@@ -17,7 +17,7 @@ from adstream.kafka.java_properties import (
 )
 from adstream.kafka.settings import SecurityMode
 from tests.unit.kafka.kafka_testkit import Pki
-from tests.unit.kafka.test_kafka_stores import (
+from tests.unit.kafka.test_kafka_keystores import (
     STORE_PASSWORD,
     write_jks_keystore,
     write_jks_truststore,

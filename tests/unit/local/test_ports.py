@@ -3,7 +3,8 @@ from __future__ import annotations
 import socket
 
 from adstream.local.layout import LISTEN_HOST, Ports
-from adstream.local.ports import ephemeral_port_floor, free_base_port, free_port, port_free
+from adstream.local.ports import port_free
+from tests.support.ports import ephemeral_port_floor, free_base_port, free_port
 
 
 def test_a_block_lies_below_the_ephemeral_range() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from adstream.local.ports import free_port
+from tests.support.ports import free_port
 
 
 def _bin_dir() -> Path:

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from adstream.kafka.stores import (
+from adstream.kafka.keystores import (
     StoreError,
     identity_from_pem,
     read_keystore,
