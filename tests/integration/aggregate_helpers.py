@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 import uuid
@@ -129,3 +131,28 @@ def wait_until(
     while not condition():
         assert time.monotonic() < deadline, f"timed out; state: {state()}"
         time.sleep(0.1)
+
+
+def aggregate_command(
+    broker: LocalBroker, topic: PrivateTopic, db_url: str, *options: str
+) -> tuple[list[str], dict[str, str]]:
+    """`adstream aggregate` as a user runs it on the local broker (mutual TLS, the default
+    path), for a private topic: the command line and its environment."""
+    env = os.environ | {"ADSTREAM_LOCAL_KAFKA_DIR": str(broker.layout.root)}
+    env.pop("ADSTREAM_KAFKA_BOOTSTRAP_SERVERS", None)
+    command = [
+        sys.executable,
+        "-m",
+        "adstream",
+        "aggregate",
+        "--db",
+        db_url,
+        "--topic",
+        topic.topic,
+        "--dead-letter-topic",
+        topic.dead_letters,
+        "--group",
+        topic.group,
+        *options,
+    ]
+    return command, env

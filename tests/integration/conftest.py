@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from adstream.aggregate.store import SqlCountStore
+from adstream.aggregate.store_url import open_store
 from adstream.local.broker import LocalBroker
 from adstream.local.jars import KafkaDistribution, ensure_kafka_jars
 from adstream.local.layout import BrokerLayout
+from tests.integration.aggregate_helpers import PrivateTopic, private_topic
 from tests.support.ports import free_base_port
 from tests.support.postgres import PostgresServer, running_postgres
 
@@ -69,3 +72,17 @@ def postgres() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the session; tests take fresh databases from it."""
     with running_postgres() as server:
         yield server
+
+
+@pytest.fixture
+def topic(broker: LocalBroker) -> PrivateTopic:
+    """A topic, dead-letter topic and group of the test's own, granted to the aggregator."""
+    return private_topic(broker)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlCountStore]:
+    """A fresh SQLite count store in the test's folder."""
+    opened = open_store(f"sqlite:///{tmp_path / 'counts.db'}")
+    yield opened
+    opened.close()

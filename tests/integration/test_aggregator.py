@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -13,7 +11,6 @@ from prometheus_client import generate_latest
 from adstream.aggregate.dead_letters import REASON_HEADER
 from adstream.aggregate.model import MINUTE_MS
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.store_url import open_store
 from adstream.local.broker import LocalBroker
 from tests.integration.aggregate_helpers import (
     RECENT_MINUTE,
@@ -21,7 +18,6 @@ from tests.integration.aggregate_helpers import (
     RunningAggregator,
     admin_producer,
     event,
-    private_topic,
     send_event,
     wait_until,
 )
@@ -30,18 +26,6 @@ from tests.integration.kafka_helpers import client_config
 pytestmark = pytest.mark.integration
 
 T0 = RECENT_MINUTE
-
-
-@pytest.fixture
-def topic(broker: LocalBroker) -> PrivateTopic:
-    return private_topic(broker)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlCountStore]:
-    opened = open_store(f"sqlite:///{tmp_path / 'counts.db'}")
-    yield opened
-    opened.close()
 
 
 def test_counts_impressions_and_clicks_per_ad_and_minute(

@@ -11,11 +11,9 @@ not by sleeps, and each lands after some events were counted and before all were
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -31,6 +29,7 @@ from tests.integration.aggregate_helpers import (
     RECENT_MINUTE,
     PrivateTopic,
     admin_producer,
+    aggregate_command,
     event,
     private_topic,
     send_event,
@@ -94,26 +93,9 @@ class Workload:
 def _start(
     broker: LocalBroker, topic: PrivateTopic, db_url: str, log: Path
 ) -> subprocess.Popen[bytes]:
-    env = os.environ | {"ADSTREAM_LOCAL_KAFKA_DIR": str(broker.layout.root)}
-    env.pop("ADSTREAM_KAFKA_BOOTSTRAP_SERVERS", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "adstream",
-        "aggregate",
-        "--db",
-        db_url,
-        "--topic",
-        topic.topic,
-        "--dead-letter-topic",
-        topic.dead_letters,
-        "--group",
-        topic.group,
-        "--instance-id",
-        "crash-test",
-        "--batch-size",
-        "50",
-    ]
+    cmd, env = aggregate_command(
+        broker, topic, db_url, "--instance-id", "crash-test", "--batch-size", "50"
+    )
     with log.open("ab") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 

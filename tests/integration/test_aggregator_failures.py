@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -54,6 +53,7 @@ from tests.integration.aggregate_helpers import (
     PrivateTopic,
     RunningAggregator,
     admin_producer,
+    aggregate_command,
     aggregator_settings,
     event,
     private_topic,
@@ -66,14 +66,6 @@ pytestmark = pytest.mark.integration
 
 T0 = RECENT_MINUTE
 FAST_RETRY = {"blocked_retry_s": 0.2, "blocked_retry_max_s": 1.0}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteCountStore]:
-    opened = SqliteCountStore(tmp_path / "counts.db")
-    opened.ensure_schema()
-    yield opened
-    opened.close()
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -165,23 +157,9 @@ def test_aggregate_refuses_to_start_without_its_dead_letter_topic(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
     topic = private_topic(broker, dead_letters=False)
-    env = os.environ | {"ADSTREAM_LOCAL_KAFKA_DIR": str(broker.layout.root)}
-    env.pop("ADSTREAM_KAFKA_BOOTSTRAP_SERVERS", None)
+    command, env = aggregate_command(broker, topic, f"sqlite:///{tmp_path / 'counts.db'}")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "adstream",
-            "aggregate",
-            "--db",
-            f"sqlite:///{tmp_path / 'counts.db'}",
-            "--topic",
-            topic.topic,
-            "--dead-letter-topic",
-            topic.dead_letters,
-            "--group",
-            topic.group,
-        ],
+        command,
         env=env,
         capture_output=True,
         text=True,

@@ -19,7 +19,6 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from adstream.aggregate.routes import install_stats
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.store_url import open_store
 from adstream.local.broker import LocalBroker
 from tests.integration.aggregate_helpers import (
     RunningAggregator,
@@ -43,13 +42,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlCountStore]:
-    opened = open_store(f"sqlite:///{tmp_path / 'counts.db'}")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

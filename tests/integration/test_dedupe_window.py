@@ -8,7 +8,6 @@ older than 24 hours was forgotten at the next prune even if it had just arrived.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError
@@ -16,7 +15,6 @@ from fastapi.testclient import TestClient
 
 from adstream.aggregate.dead_letters import REASON_HEADER
 from adstream.aggregate.store import SqlCountStore
-from adstream.aggregate.store_url import open_store
 from adstream.events import epoch_ms
 from adstream.events.wire import headers, key, value
 from adstream.ingest.app import create_app
@@ -28,7 +26,6 @@ from tests.integration.aggregate_helpers import (
     RunningAggregator,
     admin_producer,
     event,
-    private_topic,
     send_event,
     wait_until,
 )
@@ -41,16 +38,9 @@ YEAR_MS = 365 * DAY_MS
 
 
 @pytest.fixture
-def topic(broker: LocalBroker) -> PrivateTopic:
-    return private_topic(broker)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlCountStore]:
-    opened = open_store(f"sqlite:///{tmp_path / 'counts.db'}")
-    opened.prune_every_s = 0  # prune on every batch: the attack's best case
-    yield opened
-    opened.close()
+def store(store: SqlCountStore) -> SqlCountStore:
+    store.prune_every_s = 0  # prune on every batch: the attack's best case
+    return store
 
 
 @pytest.fixture
