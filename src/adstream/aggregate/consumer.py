@@ -104,6 +104,7 @@ class Aggregator:
                         on_batch(len(messages))
         finally:
             self.consumer.close()  # leaves the group: partitions move on at once
+            self.dead_letters.close()
 
     def stop(self) -> None:
         self.stopping.set()

@@ -241,6 +241,11 @@ class DeadLetters:
         ]
         return key, None, headers
 
+    def close(self) -> None:
+        """Release the producer. Every batch flushed its letters already: nothing is pending."""
+        self.producer.flush(5)
+        self.producer.close()
+
     def _replace_producer(self) -> None:
         if self.new_producer is None:
             return
