@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import orjson
 
-from adstream.aggregate.model import Tally, minute_of
+from adstream.aggregate.model import MINUTE_MS, Tally, minute_of
 from adstream.events.limits import EventTimeWindow
-from adstream.events.model import EventType, check_fields
-from adstream.events.wire import WireError, decode
+from adstream.events.model import EventType, InvalidEventError, check_fields, parse_wire
 
 SEED_FIELDS = frozenset({"adId", "timestamp", "impressions"})
 
@@ -46,24 +45,24 @@ def _decode(value: bytes | None, received_ms: int) -> Tally:
     if not isinstance(data, dict):
         raise UndecodableRecordError("not a JSON object")
     if "eventId" in data or "type" in data:
-        return _adstream_event(value, received_ms)
+        return _adstream_event(data, received_ms)
     return _seed_event(data, received_ms)
 
 
-def _adstream_event(value: bytes, received_ms: int) -> Tally:
+def _adstream_event(data: dict[str, object], received_ms: int) -> Tally:
     try:
-        event = decode(value)
-    except WireError as exc:
+        event_id, kind, ad_id, timestamp, impressions = parse_wire(data)
+    except InvalidEventError as exc:
         raise UndecodableRecordError(f"invalid ad event: {exc}") from exc
-    clicked = event.type is EventType.CLICK
+    clicked = kind is EventType.CLICK
     return Tally(
-        ad_id=event.ad_id,
-        minute=minute_of(event.timestamp),
-        impressions=0 if clicked else event.impressions,
-        clicks=1 if clicked else 0,
-        event_id=str(event.event_id),
-        timestamp=event.timestamp,
-        received_ms=received_ms,
+        ad_id,
+        timestamp - timestamp % MINUTE_MS,
+        0 if clicked else impressions,
+        1 if clicked else 0,
+        event_id,
+        timestamp,
+        received_ms,
     )
 
 

@@ -6,7 +6,7 @@ tested apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MINUTE_MS = 60_000
 
@@ -39,19 +39,29 @@ class OffsetRange:
     next: int
 
 
-@dataclass
 class Batch:
     """Everything one database transaction applies: counts and the offsets they consumed."""
 
-    tallies: list[Tally] = field(default_factory=list)
-    ranges: dict[tuple[str, int], OffsetRange] = field(default_factory=dict)
+    __slots__ = ("_bounds", "tallies")
+
+    def __init__(self, tallies: list[Tally] | None = None) -> None:
+        self.tallies: list[Tally] = tallies if tallies is not None else []
+        self._bounds: dict[tuple[str, int], list[int]] = {}  # [first, next] per partition
 
     def consumed(self, topic: str, partition: int, offset: int) -> None:
-        key = (topic, partition)
-        known = self.ranges.get(key)
-        first = offset if known is None else min(known.first, offset)
-        nxt = offset + 1 if known is None else max(known.next, offset + 1)
-        self.ranges[key] = OffsetRange(topic, partition, first, nxt)
+        bounds = self._bounds.get((topic, partition))
+        if bounds is None:
+            self._bounds[(topic, partition)] = [offset, offset + 1]
+        elif offset < bounds[0]:
+            bounds[0] = offset
+        elif offset >= bounds[1]:
+            bounds[1] = offset + 1
+
+    @property
+    def ranges(self) -> dict[tuple[str, int], OffsetRange]:
+        return {
+            (t, p): OffsetRange(t, p, first, nxt) for (t, p), (first, nxt) in self._bounds.items()
+        }
 
 
 @dataclass(frozen=True)

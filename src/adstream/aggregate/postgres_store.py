@@ -67,6 +67,18 @@ class PostgresCountStore(SqlCountStore):
         cur.execute("SELECT to_regclass(%s)", (name,))
         return cur.fetchone()[0] is not None
 
+    def _upsert_counts(self, cur: Cursor, rows: list[tuple[str, int, int, int]]) -> None:
+        # One statement for the whole batch (arrays), not one round trip per row.
+        ads, minutes, impressions, clicks = (list(column) for column in zip(*rows, strict=True))
+        cur.execute(
+            "INSERT INTO ad_counts (ad_id, minute, impressions, clicks) "
+            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[]) "
+            "ORDER BY 1, 2 ON CONFLICT (ad_id, minute) DO UPDATE SET "
+            "impressions = ad_counts.impressions + excluded.impressions, "
+            "clicks = ad_counts.clicks + excluded.clicks",
+            (ads, minutes, impressions, clicks),
+        )
+
     def _claim_event_ids(self, cur: Cursor, rows: list[tuple[str, int]]) -> set[str]:
         cur.execute(
             "INSERT INTO seen_event_ids (event_id, received_ms) "

@@ -17,6 +17,7 @@ from adstream.aggregate.store import DEFAULT_DEDUPE_WINDOW_MS, Cursor, SqlCountS
 from adstream.events.clock import Clock, epoch_ms
 
 _MAX_VARIABLES = 500
+_INSERT_ID = "INSERT INTO seen_event_ids (event_id, received_ms) VALUES (%s, %s)"
 
 
 class _QmarkCursor:
@@ -84,7 +85,17 @@ class SqliteCountStore(SqlCountStore):
         return cur.fetchone() is not None
 
     def _claim_event_ids(self, cur: Cursor, rows: list[tuple[str, int]]) -> set[str]:
-        # BEGIN IMMEDIATE serializes writers, so looking first and inserting after is safe.
+        # BEGIN IMMEDIATE serializes writers. Ids are almost always new: insert them all in
+        # one go, and only when one is already stored look first and insert the rest.
+        cur.execute("SAVEPOINT claim")
+        try:
+            cur.executemany(_INSERT_ID, rows)
+        except sqlite3.IntegrityError:
+            cur.execute("ROLLBACK TO claim")
+        else:
+            cur.execute("RELEASE claim")
+            return {event_id for event_id, _ in rows}
+        cur.execute("RELEASE claim")
         found: set[str] = set()
         for start in range(0, len(rows), _MAX_VARIABLES):
             chunk = [event_id for event_id, _ in rows[start : start + _MAX_VARIABLES]]
@@ -92,5 +103,5 @@ class SqliteCountStore(SqlCountStore):
             cur.execute(f"SELECT event_id FROM seen_event_ids WHERE event_id IN ({marks})", chunk)  # noqa: S608
             found.update(row[0] for row in cur.fetchall())
         new = [row for row in rows if row[0] not in found]
-        cur.executemany("INSERT INTO seen_event_ids (event_id, received_ms) VALUES (%s, %s)", new)
+        cur.executemany(_INSERT_ID, new)
         return {event_id for event_id, _ in new}

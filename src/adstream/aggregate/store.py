@@ -212,8 +212,7 @@ class SqlCountStore(ABC):
         ]
         return fresh, len(tallies) - len(fresh)
 
-    @staticmethod
-    def _add_counts(cur: Cursor, tallies: list[Tally]) -> None:
+    def _add_counts(self, cur: Cursor, tallies: list[Tally]) -> None:
         buckets: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
         for t in tallies:
             bucket = buckets[(t.ad_id, t.minute)]
@@ -222,7 +221,11 @@ class SqlCountStore(ABC):
         # Sorted keys: concurrent writers lock rows in the same order (no deadlocks).
         rows = [(ad, minute, i, c) for (ad, minute), (i, c) in sorted(buckets.items())]
         if rows:
-            cur.executemany(_UPSERT_COUNTS, rows)
+            self._upsert_counts(cur, rows)
+
+    def _upsert_counts(self, cur: Cursor, rows: list[tuple[str, int, int, int]]) -> None:
+        """Add (ad, minute, impressions, clicks) rows, in the given order."""
+        cur.executemany(_UPSERT_COUNTS, rows)
 
     def _maybe_prune(self, cur: Cursor, tallies: list[Tally]) -> None:
         """Forget ids received more than the window before the newest record (clock-capped)."""

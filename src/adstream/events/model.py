@@ -27,7 +27,11 @@ class EventType(StrEnum):
     CLICK = "click"
 
 
-_TYPES = frozenset(t.value for t in EventType)
+_TYPE_OF: dict[object, EventType] = {t.value: t for t in EventType}
+_WIRE_FIELDS = frozenset({"eventId", "type", "adId", "timestamp", "impressions"})
+_EVENT_ID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 
 class InvalidEventError(ValueError):
@@ -83,24 +87,46 @@ class AdEvent:
 
         `event_id` is used when `data` has no `eventId` (new events from a client).
         """
-        if not isinstance(data, dict):
-            raise InvalidEventError({"$": "must be a JSON object"})
-        errors: dict[str, str] = {}
-        unknown = set(data) - {"eventId", "type", "adId", "timestamp", "impressions"}
-        if unknown:
-            errors["$"] = f"unknown fields: {', '.join(sorted(map(str, unknown)))}"
-        if event_id is None or "eventId" in data:
-            event_id = _parse_uuid(data.get("eventId"), errors)
-        event_type = _parse_type(data.get("type"), errors)
-        ad_id, timestamp = data.get("adId"), data.get("timestamp")
-        impressions = data.get("impressions", 1)
-        errors.update(check_fields(ad_id, timestamp, impressions))
-        if errors or event_id is None or event_type is None:
-            raise InvalidEventError(errors or {"$": "invalid"})
-        assert isinstance(ad_id, str)
-        assert isinstance(timestamp, int)
-        assert isinstance(impressions, int)
+        wire_id, event_type, ad_id, timestamp, impressions = parse_wire(
+            data, id_required=event_id is None
+        )
+        if wire_id is not None:
+            event_id = uuid.UUID(wire_id)
+        assert event_id is not None
         return cls(event_id, ad_id, event_type, timestamp, impressions)
+
+
+WireFields = tuple[str | None, EventType, str, int, int]
+"""(eventId as a lowercase canonical UUID string, type, adId, timestamp, impressions)."""
+
+
+def parse_wire(data: object, *, id_required: bool = True) -> WireFields:
+    """Validate the wire form without building an `AdEvent`: the one set of wire rules.
+
+    The aggregator counts from these fields directly (no UUID object per event); the
+    event id must be a UUID in its canonical 36-character form.
+    """
+    if not isinstance(data, dict):
+        raise InvalidEventError({"$": "must be a JSON object"})
+    errors: dict[str, str] = {}
+    if not data.keys() <= _WIRE_FIELDS:
+        unknown = set(data) - _WIRE_FIELDS
+        errors["$"] = f"unknown fields: {', '.join(sorted(map(str, unknown)))}"
+    wire_id = data.get("eventId")
+    if wire_id is not None or id_required:
+        if isinstance(wire_id, str) and _EVENT_ID.fullmatch(wire_id):
+            wire_id = wire_id.lower()
+        else:
+            errors["eventId"] = "must be a UUID string (8-4-4-4-12 hex digits)"
+    event_type = _TYPE_OF.get(data.get("type"))
+    if event_type is None:
+        errors["type"] = "must be 'impression' or 'click'"
+    ad_id, timestamp = data.get("adId"), data.get("timestamp")
+    impressions = data.get("impressions", 1)
+    errors.update(check_fields(ad_id, timestamp, impressions))
+    if errors:
+        raise InvalidEventError(errors)
+    return wire_id, event_type, ad_id, timestamp, impressions  # type: ignore[return-value]
 
 
 def _is_int(value: object) -> bool:
@@ -117,20 +143,3 @@ def check_fields(ad_id: object, timestamp: object, impressions: object) -> dict[
     if not _is_int(impressions) or not MIN_IMPRESSIONS <= impressions <= MAX_IMPRESSIONS:  # type: ignore[operator]
         errors["impressions"] = f"must be an integer from {MIN_IMPRESSIONS} to {MAX_IMPRESSIONS}"
     return errors
-
-
-def _parse_uuid(value: object, errors: dict[str, str]) -> uuid.UUID | None:
-    if isinstance(value, str):
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            pass
-    errors["eventId"] = "must be a UUID string"
-    return None
-
-
-def _parse_type(value: object, errors: dict[str, str]) -> EventType | None:
-    if isinstance(value, str) and value in _TYPES:
-        return EventType(value)
-    errors["type"] = "must be 'impression' or 'click'"
-    return None

@@ -5,7 +5,7 @@ import pytest
 
 from adstream.aggregate.decoding import UndecodableRecordError, tally_of
 from adstream.aggregate.model import Tally
-from adstream.events import EventTimeWindow
+from adstream.events import AdEvent, EventTimeWindow, InvalidEventError
 
 EVENT_ID = "0192f3a0-7c4e-7cc0-8d3e-1a2b3c4d5e6f"
 TS = 1_790_000_065_432  # 25.432 s into a minute
@@ -86,3 +86,35 @@ def test_window_edges_are_inside() -> None:
     for ts in (RECEIVED - 3_600_000, RECEIVED + 60_000):
         value = _json(adId="AD1", timestamp=ts, impressions=1)
         assert _tally(value).timestamp == ts
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"eventId": EVENT_ID.upper(), "type": "click", "adId": "AD1", "timestamp": TS},
+        {"eventId": "{" + EVENT_ID + "}", "type": "click", "adId": "AD1", "timestamp": TS},
+        {"eventId": EVENT_ID.replace("-", ""), "type": "click", "adId": "AD1", "timestamp": TS},
+        {"eventId": 7, "type": "click", "adId": "AD1", "timestamp": TS},
+        {"eventId": EVENT_ID, "type": "click", "adId": "AD1", "timestamp": TS, "x": 1},
+        {"eventId": EVENT_ID, "type": "view", "adId": "AD1", "timestamp": TS},
+        {
+            "eventId": EVENT_ID,
+            "type": "impression",
+            "adId": "AD1",
+            "timestamp": TS,
+            "impressions": 0,
+        },
+        {"eventId": EVENT_ID, "type": "impression", "adId": "AD 1", "timestamp": TS},
+    ],
+)
+def test_the_aggregator_and_the_api_accept_the_same_events(fields: dict[str, object]) -> None:
+    """One set of wire rules: the aggregator counts exactly what `AdEvent` accepts."""
+    try:
+        expected: str | None = str(AdEvent.from_dict(fields).event_id)
+    except InvalidEventError:
+        expected = None
+    try:
+        counted: str | None = _tally(_json(**fields)).event_id
+    except UndecodableRecordError:
+        counted = None
+    assert counted == expected
