@@ -80,6 +80,14 @@ def run_once(
     return seen["last"] - seen["first"], int(seen["n"] - seen["first_n"]), counted
 
 
+def rss_mib() -> float:
+    """This process's resident memory now (the aggregator runs in it)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -105,13 +113,13 @@ def main() -> None:
                     assert counted == args.events, (counted, args.events)
                     if seconds <= 0:
                         raise SystemExit("too few events to time: use more than one batch")
-                    rows.append((name, args.events, seconds, timed / seconds))
+                    rows.append((name, args.events, seconds, timed / seconds, rss_mib()))
         finally:
             broker.down()
-    print(f"\n| store | events | seconds | events/s (batch {args.batch_size}) |")
-    print("|---|---:|---:|---:|")
-    for name, n, seconds, rate in rows:
-        print(f"| {name} | {n:,} | {seconds:.2f} | {rate:,.0f} |")
+    print(f"\n| store | events | seconds | events/s (batch {args.batch_size}) | RSS after (MiB) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, n, seconds, rate, rss in rows:
+        print(f"| {name} | {n:,} | {seconds:.2f} | {rate:,.0f} | {rss:.0f} |")
 
 
 if __name__ == "__main__":
