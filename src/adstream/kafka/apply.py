@@ -153,6 +153,19 @@ def binding(entry: AclEntry) -> AclBinding:
     )
 
 
+def binding_filter(entry: AclEntry) -> AclBindingFilter:
+    """A filter matching exactly one ACL entry (what ``delete_acls`` takes)."""
+    return AclBindingFilter(
+        _RESOURCE[entry.resource],
+        entry.name,
+        _PATTERN[entry.pattern],
+        entry.principal,
+        entry.host,
+        AclOperation[entry.operation.name],
+        _PERMISSION[entry.permission],
+    )
+
+
 def _entry(acl: AclBinding) -> AclEntry | None:
     """None for bindings the file cannot express (delegation tokens, user resources)."""
     restype, pattern_type, operation = acl.restype, acl.resource_pattern_type, acl.operation
@@ -355,8 +368,8 @@ def _apply_acls(admin: AdminClient, plan: Plan, timeout: float) -> None:
         futures = admin.create_acls([binding(e) for e in sorted(added)], request_timeout=timeout)
         _wait(futures, lambda b: f"create ACL {b}", timeout)
     if removed:
-        filters = [binding(e) for e in sorted(removed)]  # an exact binding is its own filter
-        deleted = admin.delete_acls(filters, request_timeout=timeout)  # type: ignore[arg-type]
+        filters = [binding_filter(e) for e in sorted(removed)]
+        deleted = admin.delete_acls(filters, request_timeout=timeout)
         _wait(deleted, lambda b: f"delete ACL {b}", timeout)
     if added or removed:
         _wait_for_acls(admin, added, removed, timeout)
