@@ -171,6 +171,8 @@ class PasswordSource(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _from_text(cls, value: object) -> object:
+        if isinstance(value, dict):  # built in code, e.g. PasswordSource(env="X")
+            return value
         if not isinstance(value, str):
             raise ValueError(
                 "write the password source as env:NAME, file:PATH, aws_secret:ID or generated"
