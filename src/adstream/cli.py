@@ -23,6 +23,7 @@ app = typer.Typer(
 local_cli.app.command("check")(kafka_cli.check)
 local_cli.app.command("plan")(kafka_cli.plan)
 local_cli.app.command("apply")(kafka_cli.apply)
+local_cli.app.command("size")(kafka_cli.size)
 
 
 @app.callback()

@@ -25,6 +25,7 @@ from adstream.kafka.keystores import StoreError
 from adstream.kafka.load import load_settings
 from adstream.kafka.plan import Plan, compute_plan
 from adstream.kafka.settings import KafkaSettings
+from adstream.kafka.sizing import SizingInput, suggest_partitions
 from adstream.kafka.topics import AD_EVENTS_TOPIC
 
 app = typer.Typer(help="Kafka client tools: connection doctor, plan/apply.", no_args_is_help=True)
@@ -168,3 +169,31 @@ def apply(
     except (DesiredStateError, ApplyError) as exc:
         raise _error(exc) from None
     typer.echo(f"Applied {len(found.changes)} change(s).")
+
+
+def size(
+    mb_per_s: Annotated[float, typer.Option("--mb-per-s", help="Peak write rate, MB/s.")],
+    consumers: Annotated[
+        int, typer.Option("--consumers", help="Consumer instances that should share the load.")
+    ] = 1,
+    partition_mb_per_s: Annotated[
+        float, typer.Option(help="What one partition takes in, MB/s (measure yours).")
+    ] = 10.0,
+    consumer_mb_per_s: Annotated[
+        float, typer.Option(help="What one consumer instance processes, MB/s (measure yours).")
+    ] = 5.0,
+    headroom: Annotated[float, typer.Option(help="Growth factor over the peak.")] = 2.0,
+    brokers: Annotated[int, typer.Option(help="Brokers; the count is rounded to a multiple.")] = 3,
+) -> None:
+    """Suggest a partition count for a topic from its throughput, and explain why."""
+    try:
+        sizing = suggest_partitions(
+            SizingInput(
+                mb_per_s, consumers, partition_mb_per_s, consumer_mb_per_s, headroom, brokers
+            )
+        )
+    except ValueError as exc:
+        raise _error(exc) from None
+    typer.echo(f"partitions: {sizing.partitions}")
+    for line in sizing.explanation:
+        typer.echo(f"  - {line}")
