@@ -18,8 +18,12 @@ from adstream.logs import LogSettingsError, configure_logging
 app = typer.Typer(
     help="adstream: ad-event streaming on Apache Kafka / Amazon MSK.", no_args_is_help=True
 )
-# `adstream kafka` gathers the local broker's commands and the client-side doctor.
+# `adstream kafka` gathers the local broker's commands, the client-side doctor and
+# Kafka as code (plan/apply of deploy/kafka.yaml).
 local_cli.app.command("check")(kafka_cli.check)
+local_cli.app.command("plan")(kafka_cli.plan)
+local_cli.app.command("apply")(kafka_cli.apply)
+local_cli.app.command("size")(kafka_cli.size)
 
 
 @app.callback()

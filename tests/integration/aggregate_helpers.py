@@ -21,10 +21,9 @@ from adstream.events import epoch_ms
 from adstream.events.model import AdEvent, EventType
 from adstream.events.wire import headers, key, value
 from adstream.kafka.settings import KafkaSettings
-from adstream.local.acls import Grant
 from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import local_kafka_settings
-from tests.integration.kafka_helpers import client_config
+from tests.integration.kafka_helpers import allow, client_config
 
 AGGREGATOR = "adstream-aggregator"
 RECENT_MINUTE = minute_of(epoch_ms()) - 10 * MINUTE_MS
@@ -62,15 +61,15 @@ def private_topic(
     for future in admin.create_topics(new).values():
         future.result(30)
     grants = [
-        Grant(AGGREGATOR, AclOperation.READ, ResourceType.TOPIC, created.topic),
-        Grant(AGGREGATOR, AclOperation.DESCRIBE, ResourceType.TOPIC, created.topic),
+        allow(AGGREGATOR, AclOperation.READ, ResourceType.TOPIC, created.topic),
+        allow(AGGREGATOR, AclOperation.DESCRIBE, ResourceType.TOPIC, created.topic),
         *(
-            Grant(AGGREGATOR, op, ResourceType.TOPIC, created.dead_letters)
+            allow(AGGREGATOR, op, ResourceType.TOPIC, created.dead_letters)
             for op in dead_letter_ops
         ),
-        Grant(AGGREGATOR, AclOperation.READ, ResourceType.GROUP, created.group),
+        allow(AGGREGATOR, AclOperation.READ, ResourceType.GROUP, created.group),
     ]
-    for future in admin.create_acls([g.binding() for g in grants]).values():
+    for future in admin.create_acls(grants).values():
         future.result(30)
     return created
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from adstream.kafka.settings import KafkaSettings
-from adstream.local.acls import AD_EVENTS_TOPIC
+from adstream.kafka.topics import AD_EVENTS_TOPIC
 from adstream.local.broker import LocalBroker
 from adstream.local.layout import Listener
 from tests.integration.kafka_helpers import client_config

@@ -10,11 +10,38 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from adstream.kafka.factory import base_config
+from adstream.kafka.topics import AD_EVENTS_TOPIC
 from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import local_kafka_settings
 from adstream.local.layout import LISTEN_HOST, Listener
+from adstream.local.provision import local_desired_state
+
+AD_EVENTS_PARTITIONS = local_desired_state().topics[AD_EVENTS_TOPIC].partitions
+"""Partitions of ``ad-events`` on the local broker, as deploy/kafka.yaml sets them."""
+
+
+def allow(
+    principal: str, operation: AclOperation, resource_type: ResourceType, name: str
+) -> AclBinding:
+    """A literal ALLOW ACL for ``User:principal`` from any host."""
+    return AclBinding(
+        resource_type,
+        name,
+        ResourcePatternType.LITERAL,
+        f"User:{principal}",
+        "*",
+        operation,
+        AclPermissionType.ALLOW,
+    )
 
 
 def client_config(

@@ -45,7 +45,6 @@ from adstream.aggregate.store import SqlCountStore
 from adstream.events.model import AdEvent
 from adstream.events.wire import headers, key, value
 from adstream.kafka.factory import make_admin
-from adstream.local.acls import Grant
 from adstream.local.broker import LocalBroker
 from tests.integration.aggregate_helpers import (
     AGGREGATOR,
@@ -59,7 +58,7 @@ from tests.integration.aggregate_helpers import (
     private_topic,
     wait_until,
 )
-from tests.integration.kafka_helpers import client_config
+from tests.integration.kafka_helpers import allow, client_config
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -241,8 +240,8 @@ def test_partition_whose_dead_letter_is_refused_blocks_alone_and_resumes_when_al
         finally:
             server.shutdown()
 
-        again = Grant(AGGREGATOR, AclOperation.WRITE, ResourceType.TOPIC, topic.dead_letters)
-        for future in admin.create_acls([again.binding()]).values():
+        again = allow(AGGREGATOR, AclOperation.WRITE, ResourceType.TOPIC, topic.dead_letters)
+        for future in admin.create_acls([again]).values():
             future.result(30)
         wait_until(lambda: metrics.blocked_partitions._value.get() == 0, timeout=60)
         wait_until(lambda: running.counted("counted") == 19)

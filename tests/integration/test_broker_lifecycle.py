@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from adstream.local.acls import AD_EVENTS_TOPIC
+from adstream.kafka.apply import Scope, read_live_state
+from adstream.kafka.plan import compute_plan
+from adstream.kafka.topics import AD_EVENTS_TOPIC
 from adstream.local.broker import BrokerError, LocalBroker, PortInUseError
 from adstream.local.jars import KafkaDistribution
 from adstream.local.layout import LISTEN_HOST, SCRAM_USERS, BrokerLayout, Listener
-from adstream.local.scram import ensure_scram_users
+from adstream.local.provision import local_desired_state
 from tests.integration.conftest import ExtraBroker
 from tests.integration.kafka_helpers import client_config, consume_at, produce_one
 from tests.support.ports import free_base_port
@@ -49,8 +51,10 @@ def test_up_twice_is_harmless(own_broker: LocalBroker) -> None:
     assert status.running
     assert status.pid == pid
     assert all(item.answers for item in status.listeners)
-    # The SCRAM users exist already: nothing is created (or re-salted) again.
-    assert ensure_scram_users(own_broker.admin(), own_broker.secrets(), SCRAM_USERS) == []
+    # Topics, ACLs and SCRAM users match the desired state: nothing left to create or re-salt.
+    desired = local_desired_state()
+    live = read_live_state(own_broker.admin(), desired, Scope())
+    assert compute_plan(desired, live).changes == ()
 
 
 def test_formatting_puts_no_password_on_any_command_line(

@@ -11,7 +11,7 @@ from confluent_kafka import TopicPartition
 from adstream.kafka.factory import make_consumer, make_producer
 from adstream.kafka.java_properties import from_java_properties
 from adstream.kafka.settings import KafkaSettings
-from adstream.local.acls import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
+from adstream.kafka.topics import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
 from adstream.local.broker import LocalBroker
 from adstream.local.layout import Listener
 from tests.integration.kafka_helpers import properties_as_aggregator

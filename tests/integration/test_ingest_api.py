@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from adstream.events import wire
 from adstream.ingest.app import create_app
 from adstream.ingest.config import ApiSettings
-from adstream.local.acls import AD_EVENTS_PARTITIONS
 from adstream.local.broker import LocalBroker
 from tests.integration.ingest_support import (
     high_watermarks,
@@ -22,6 +21,7 @@ from tests.integration.ingest_support import (
     read_from,
     run_java_reader,
 )
+from tests.integration.kafka_helpers import AD_EVENTS_PARTITIONS
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adstream.local.acls import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
+from adstream.kafka.topics import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
 from adstream.local.broker import LocalBroker
 from tests.integration.kafka_helpers import properties_as_aggregator
 

@@ -10,11 +10,12 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from adstream.local.acls import AD_EVENTS_PARTITIONS, AD_EVENTS_TOPIC, AGGREGATOR_GROUP
+from adstream.kafka.topics import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
 from adstream.local.broker import LocalBroker
 from adstream.local.certs import CertificateAuthority
 from adstream.local.layout import Listener
 from tests.integration.kafka_helpers import (
+    AD_EVENTS_PARTITIONS,
     LogCapture,
     api_versions_over_tls,
     client_config,

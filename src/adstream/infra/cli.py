@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 
 EXIT_MISSING_EXTRA = 2
-INFRA_EXTRA_MODULES = ("yaml", "aws_cdk", "constructs", "cdk_nag")
-"""Top-level modules of the `infra` extra (pyyaml, aws-cdk-lib, constructs, cdk-nag)."""
+INFRA_EXTRA_MODULES = ("aws_cdk", "constructs", "cdk_nag")
+"""Top-level modules of the `infra` extra (aws-cdk-lib, constructs, cdk-nag)."""
 
 app = typer.Typer(
     help="AWS infrastructure (CDK): synthesize and check CloudFormation for MSK.",

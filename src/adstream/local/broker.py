@@ -3,8 +3,9 @@
 ``up`` is idempotent and returns only once every listener answers and an admin
 metadata request over mutual TLS succeeds; ``down`` asks for a controlled shutdown
 (SIGTERM) so the next ``up`` finds the same cluster and data. Storage is formatted
-once; the SCRAM users are created after the start through the Admin API
-(``adstream.local.scram``), so no password is ever on a command line.
+once; topics, ACLs and the SCRAM users are created after the start through the Admin API,
+from ``deploy/kafka.yaml`` + ``kafka.local.yaml`` (``adstream.local.provision``), so no
+password is ever on a command line.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from adstream.kafka.apply import ApplyError
+from adstream.kafka.desired_state import DesiredStateError
 from adstream.kafka.factory import make_admin
-from adstream.local import acls
 from adstream.local.certs import ensure_certificates
 from adstream.local.client_configs import local_kafka_settings, write_java_client_properties
 from adstream.local.jars import KafkaDistribution
@@ -38,7 +40,7 @@ from adstream.local.layout import (
     Ports,
 )
 from adstream.local.ports import port_free
-from adstream.local.scram import ensure_scram_users
+from adstream.local.provision import ProvisionError, local_desired_state, provision
 from adstream.local.secrets import LocalSecrets, SecretsFile
 from adstream.local.server_config import log4j2_yaml, render_properties, server_properties
 from adstream.local.toolchain import find_java
@@ -138,11 +140,14 @@ class LocalBroker:
         *,
         base_port: int = 9092,
         heap_mb: int = DEFAULT_HEAP_MB,
+        state_file: Path | None = None,
     ) -> None:
         self.layout = layout
         self.dist = dist
         self.ports = Ports(base_port)
         self.heap_mb = heap_mb
+        self.state_file = state_file
+        """The desired-state file whose local overlay ``up`` applies; None: deploy/kafka.yaml."""
 
     # ---- state -------------------------------------------------------------------------
     def secrets(self) -> LocalSecrets:
@@ -310,10 +315,13 @@ class LocalBroker:
         return True
 
     def _provision(self) -> None:
-        """Topics, ACLs and SCRAM users, each created only if missing (``up`` is idempotent)."""
-        admin = self.admin()
-        acls.provision(admin)
-        created = ensure_scram_users(admin, self.secrets(), SCRAM_USERS)
+        """Apply the desired state's local overlay (``up`` is idempotent: a second run finds
+        nothing to change); wait until each new SCRAM user can log in."""
+        try:
+            desired = local_desired_state(self.state_file)
+            created = provision(self.admin(), desired, self.secrets())
+        except (DesiredStateError, ApplyError, ProvisionError) as exc:
+            raise BrokerError(f"provisioning the broker failed: {exc}") from exc
         deadline = time.monotonic() + START_TIMEOUT_S
         for user in created:  # the broker lists a user a moment before it authenticates it
             while not self._scram_login_works(user):

@@ -22,6 +22,14 @@ BasePortOpt = Annotated[
     int | None,
     typer.Option(help="PLAINTEXT port; controller +1, TLS +2, SCRAM +4 [default: 9092]"),
 ]
+StateFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--file",
+        "-f",
+        help="Desired-state file; its .local overlay is merged [default: deploy/kafka.yaml]",
+    ),
+]
 HeapOpt = Annotated[int | None, typer.Option("--heap-mb", help="JVM max heap [default: 512]")]
 
 
@@ -57,9 +65,17 @@ def install() -> None:
 
 
 @app.command()
-def up(dir: DirOpt = None, base_port: BasePortOpt = None, heap_mb: HeapOpt = None) -> None:
-    """Start the broker (idempotent); return when every listener answers."""
-    broker = _broker(_settings(dir=dir, base_port=base_port, heap_mb=heap_mb))
+def up(
+    dir: DirOpt = None,
+    base_port: BasePortOpt = None,
+    heap_mb: HeapOpt = None,
+    state_file: StateFileOpt = None,
+) -> None:
+    """Start the broker (idempotent); return when every listener answers and the topics, ACLs
+    and SCRAM users of the desired-state file (with its local overlay) are in place."""
+    broker = _broker(
+        _settings(dir=dir, base_port=base_port, heap_mb=heap_mb, state_file=state_file)
+    )
     try:
         status = broker.up(progress=_say)
     except (BrokerError, ToolchainError) as exc:

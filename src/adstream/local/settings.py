@@ -20,10 +20,17 @@ class LocalKafkaSettings(BaseSettings):
     heap_mb: int = Field(DEFAULT_HEAP_MB, ge=128, le=16384, description="JVM max heap in MiB")
     version: str = Field(KAFKA_VERSION, description="Apache Kafka version from Maven Central")
     cache_dir: Path | None = Field(None, description="where the jars are cached")
+    state_file: Path | None = Field(
+        None, description="desired-state file (+ its .local overlay); default deploy/kafka.yaml"
+    )
 
     def broker(self, progress: ProgressFn | None = None) -> LocalBroker:
         """The broker these settings describe, fetching its jars the first time."""
         dist = ensure_kafka_jars(self.version, self.cache_dir, progress)
         return LocalBroker(
-            BrokerLayout.at(self.dir), dist, base_port=self.base_port, heap_mb=self.heap_mb
+            BrokerLayout.at(self.dir),
+            dist,
+            base_port=self.base_port,
+            heap_mb=self.heap_mb,
+            state_file=self.state_file,
         )

@@ -1,0 +1,69 @@
+"""The local broker's topics, ACLs and SCRAM users: ``deploy/kafka.yaml`` + ``kafka.local.yaml``.
+
+The same file and the same plan/apply code as for MSK (``adstream.kafka.plan``/``apply``),
+so local and MSK cannot drift. The local overlay sets replication factor 1, lets the
+plaintext listener's ``User:ANONYMOUS`` use ``ad-events`` and ``adstream-dev*`` groups
+(local development only: never on MSK), and takes the SCRAM passwords the broker generated
+into its ``secrets.json``. ``up`` applies the file without ``--allow-delete``, so it only
+ever adds, and a second ``up`` changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from adstream.kafka.apply import (
+    Scope,
+    apply_plan,
+    check_with_broker,
+    read_live_state,
+    resolve_passwords,
+)
+from adstream.kafka.desired_state import (
+    DesiredState,
+    DesiredStateError,
+    PasswordSource,
+    default_state_file,
+    load_desired_state,
+    resolve_password,
+)
+from adstream.kafka.plan import AddUser, compute_plan
+from adstream.local.secrets import LocalSecrets
+
+LOCAL_ENV = "local"
+
+
+class ProvisionError(RuntimeError):
+    """The desired state cannot be applied to the local broker; the message says why."""
+
+
+def local_desired_state(state_file: Path | None = None) -> DesiredState:
+    """The base file (default: the project's ``deploy/kafka.yaml``) with its local overlay."""
+    return load_desired_state([state_file or default_state_file()], env=LOCAL_ENV)
+
+
+def provision(
+    admin: AdminClient, desired: DesiredState, secrets: LocalSecrets, timeout: float = 30.0
+) -> list[str]:
+    """Create what is missing and correct what differs (never deletes); return the SCRAM
+    users created, which the caller waits for until they can log in."""
+
+    def password(user: str, source: PasswordSource) -> str:
+        if not source.generated:
+            return resolve_password(user, source)
+        if user not in secrets.scram_passwords:
+            raise DesiredStateError(
+                f"users[{user}].password: the local broker generates passwords only for "
+                f"{', '.join(sorted(secrets.scram_passwords))}"
+            )
+        return secrets.scram_password(user)
+
+    live = read_live_state(admin, desired, Scope(), timeout)
+    plan = check_with_broker(admin, compute_plan(desired, live), timeout)
+    if plan.refusals:
+        raise ProvisionError("the desired state cannot be applied:\n" + plan.render())
+    passwords = resolve_passwords(plan, password)
+    apply_plan(admin, plan, passwords, timeout)
+    return [c.name for c in plan.of(AddUser)]

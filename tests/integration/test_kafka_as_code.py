@@ -1,0 +1,249 @@
+"""`adstream kafka plan` / `apply` against the real broker, as an operator runs them.
+
+Each test owns a name prefix (topics, ACL resources, users) and sets `managed` to it, so
+`--allow-delete` cannot touch what other tests on the shared broker created.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import ConfigResource, ResourceType
+from typer.testing import CliRunner, Result
+
+from adstream.cli import app
+from adstream.kafka.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_NO_CHANGES
+from adstream.kafka.factory import make_admin
+from adstream.kafka.settings import KafkaSettings
+from adstream.local.broker import LocalBroker
+from adstream.local.layout import Listener
+from tests.integration.aggregate_helpers import wait_until
+from tests.integration.kafka_helpers import client_config, produce_one
+
+pytestmark = pytest.mark.integration
+
+runner = CliRunner()
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"kac-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def admin_config(broker: LocalBroker, tmp_path: Path) -> Path:
+    """A dotenv file for the `admin` super user over mutual TLS (what an operator passes)."""
+    layout = broker.layout
+    path = tmp_path / "admin.env"
+    path.write_text(
+        f"ADSTREAM_KAFKA_BOOTSTRAP_SERVERS={broker.ports.bootstrap(Listener.SSL)}\n"
+        "ADSTREAM_KAFKA_SECURITY=mtls\n"
+        f"ADSTREAM_KAFKA_CA_FILE={layout.ca_pem()}\n"
+        f"ADSTREAM_KAFKA_CERT_FILE={layout.cert_pem('admin')}\n"
+        f"ADSTREAM_KAFKA_KEY_FILE={layout.key_pem('admin')}\n"
+    )
+    return path
+
+
+@pytest.fixture
+def run(tmp_path: Path, admin_config: Path, prefix: str) -> Run:
+    """Write `state` as the desired-state file and run `adstream kafka COMMAND` on it."""
+
+    def invoke(command: str, state: dict[str, object], *flags: str) -> Result:
+        document = {"managed": {"topics": [prefix], "acls": [prefix], "users": [prefix]}, **state}
+        path = tmp_path / "kafka.yaml"
+        path.write_text(yaml.safe_dump(document))
+        args = ["kafka", command, "-f", str(path), "--kafka-config", str(admin_config), *flags]
+        return runner.invoke(app, args)
+
+    return invoke
+
+
+def _topic(partitions: int = 3, **configs: object) -> dict[str, object]:
+    return {"partitions": partitions, "replication_factor": 1, "configs": configs}
+
+
+def _change_lines(output: str) -> list[str]:
+    return [
+        line for line in output.splitlines() if line[:2] in {"+ ", "~ ", "- "} or line[:4] == "    "
+    ]
+
+
+def _topic_config(broker: LocalBroker, topic: str, name: str) -> str | None:
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    admin = broker.admin()
+    entries = admin.describe_configs([resource])[resource].result(30)
+    return entries[name].value  # type: ignore[no-any-return]
+
+
+def test_plan_apply_then_plan_finds_nothing(run: Run, prefix: str) -> None:
+    state = {
+        "topics": {f"{prefix}-events": _topic(3, **{"retention.ms": 3600000})},
+        "acls": {"adstream-api": [{"topic": f"{prefix}-events", "operations": ["write"]}]},
+    }
+    planned = run("plan", state)
+    assert planned.exit_code == EXIT_CHANGES, planned.output
+    assert f"+ topic {prefix}-events: 3 partitions, replication factor 1" in planned.output
+    assert f"+ acl User:adstream-api allow write on topic {prefix}-events" in planned.output
+    assert "Plan: 2 to add, 0 to change, 0 to destroy." in planned.output
+
+    applied = run("apply", state)
+    assert applied.exit_code == 0, applied.output
+    assert "Applied 2 change(s)." in applied.output
+
+    again = run("plan", state)
+    assert again.exit_code == EXIT_NO_CHANGES, again.output
+    assert "No changes" in again.output
+    second = run("apply", state)
+    assert second.exit_code == 0, second.output
+    assert "Applied" not in second.output
+
+
+def test_retention_and_partition_changes_are_planned_exactly_and_applied(
+    run: Run, prefix: str, broker: LocalBroker
+) -> None:
+    topic = f"{prefix}-events"
+    assert run("apply", {"topics": {topic: _topic(3, **{"retention.ms": 3600000})}}).exit_code == 0
+    changed = {"topics": {topic: _topic(5, **{"retention.ms": 7200000})}}
+
+    planned = run("plan", changed)
+    assert planned.exit_code == EXIT_CHANGES, planned.output
+    assert _change_lines(planned.output) == [
+        f"~ topic {topic}: partitions 3 -> 5",
+        f"~ topic {topic}: configs",
+        "    ~ retention.ms: 3600000 -> 7200000",
+    ]
+    assert run("apply", changed).exit_code == 0
+
+    assert len(broker.admin().list_topics(topic, timeout=10).topics[topic].partitions) == 5
+    assert _topic_config(broker, topic, "retention.ms") == "7200000"
+    assert run("plan", changed).exit_code == EXIT_NO_CHANGES
+
+
+def test_a_removed_acl_takes_effect_only_with_allow_delete(
+    run: Run, prefix: str, broker: LocalBroker
+) -> None:
+    topic = f"{prefix}-writes"
+    grant = {"topic": topic, "operations": ["write", "describe"]}
+    before = {"topics": {topic: _topic(1)}, "acls": {"adstream-api": [grant]}}
+    assert run("apply", before).exit_code == 0
+    api = client_config(broker, Listener.SSL, "adstream-api")
+    produce_one(api, topic, b"k", b"allowed", idempotent=False)
+
+    after = {
+        "topics": {topic: _topic(1)},
+        "acls": {"adstream-api": [grant | {"operations": ["describe"]}]},
+    }
+    kept = run("plan", after)
+    assert kept.exit_code == EXIT_NO_CHANGES, kept.output
+    assert "1 ACL(s) not in the file (--allow-delete removes them)" in kept.output
+
+    planned = run("plan", after, "--allow-delete")
+    assert planned.exit_code == EXIT_CHANGES, planned.output
+    assert _change_lines(planned.output) == [
+        f"- acl User:adstream-api allow write on topic {topic}"
+    ]
+    assert run("apply", after, "--allow-delete").exit_code == 0
+
+    with pytest.raises(RuntimeError) as raised:
+        produce_one(api, topic, b"k", b"refused", idempotent=False)
+    assert "TOPIC_AUTHORIZATION_FAILED" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"partitions": 2}, "Kafka cannot remove partitions"),
+        ({"replication_factor": 2}, "cannot change in place"),
+        ({"configs": {"retention.ms": 3600000, "cleanup.policy": "shred"}}, "the broker refuses"),
+    ],
+    ids=["fewer-partitions", "replication-factor", "bad-config-value"],
+)
+def test_refused_changes_apply_nothing(
+    run: Run, prefix: str, broker: LocalBroker, change: dict[str, object], reason: str
+) -> None:
+    topic, other = f"{prefix}-kept", f"{prefix}-new"
+    assert run("apply", {"topics": {topic: _topic(4, **{"retention.ms": 3600000})}}).exit_code == 0
+    # The refused change comes with valid ones (a new topic, a retention change): none is made.
+    refused_topic = _topic(4, **{"retention.ms": 7200000}) | change
+    state = {"topics": {topic: refused_topic, other: _topic(1)}}
+
+    planned = run("plan", state)
+    assert planned.exit_code == EXIT_ERROR, planned.output
+    assert reason in planned.output
+    applied = run("apply", state)
+    assert applied.exit_code == EXIT_ERROR, applied.output
+    assert "refused:" in applied.output
+
+    topics = broker.admin().list_topics(timeout=10).topics
+    assert other not in topics
+    assert len(topics[topic].partitions) == 4
+    assert _topic_config(broker, topic, "retention.ms") == "3600000"
+
+
+def test_an_added_scram_user_can_authenticate(
+    run: Run, prefix: str, broker: LocalBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, topic = f"{prefix}-svc", f"{prefix}-svc-topic"
+    password = uuid.uuid4().hex
+    monkeypatch.setenv("KAC_TEST_PASSWORD", password)
+    state = {
+        "topics": {topic: _topic(1)},
+        "acls": {user: [{"topic": topic, "operations": ["describe"]}]},
+        "users": {user: {"password": "env:KAC_TEST_PASSWORD"}},
+    }
+    planned = run("plan", state)
+    assert (
+        f"+ user {user}: SCRAM-SHA-512, 4096 iterations, password from env $KAC_TEST_PASSWORD"
+        in (planned.output)
+    )
+    applied = run("apply", state)
+    assert applied.exit_code == 0, applied.output
+
+    def settings(secret: str) -> KafkaSettings:
+        return KafkaSettings(
+            bootstrap_servers=(broker.ports.bootstrap(Listener.SASL_SSL),),
+            security="scram",
+            ca_file=broker.layout.ca_pem(),
+            scram_username=user,
+            scram_password=secret,
+        )
+
+    def sees_topic() -> bool:
+        try:
+            metadata = make_admin(settings(password)).list_topics(topic, timeout=5)
+        except KafkaException:
+            return False  # the broker lists a new user a moment before it authenticates it
+        return metadata.topics[topic].error is None
+
+    wait_until(sees_topic)
+    with pytest.raises(KafkaException):
+        make_admin(settings("wrong")).list_topics(timeout=5)
+    assert run("plan", state).exit_code == EXIT_NO_CHANGES
+
+
+def test_a_missing_password_stops_apply_before_any_change(
+    run: Run, prefix: str, broker: LocalBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KAC_UNSET_PASSWORD", raising=False)
+    topic = f"{prefix}-nopw"
+    state = {
+        "topics": {topic: _topic(1)},
+        "users": {f"{prefix}-nopw": {"password": "env:KAC_UNSET_PASSWORD"}},
+    }
+    applied = run("apply", state)
+    assert applied.exit_code == EXIT_ERROR
+    assert "$KAC_UNSET_PASSWORD is not set" in applied.output
+    assert topic not in broker.admin().list_topics(timeout=10).topics
+
+
+def test_an_invalid_file_names_the_entry(run: Run, prefix: str) -> None:
+    result = run("plan", {"topics": {f"{prefix}-bad": {"partitions": 0, "replication_factor": 1}}})
+    assert result.exit_code == EXIT_ERROR
+    assert f"topics[{prefix}-bad].partitions: Input should be greater than 0" in result.output
