@@ -62,6 +62,11 @@ def test_metrics_count_the_events_of_every_worker(server: str) -> None:
     for i in range(20):
         # A new connection each time, so both workers get requests.
         assert httpx.post(f"{server}/ads/W{i}/impression").status_code == 200
+    # Each worker writes what it counted at least once a second (metrics.FLUSH_S).
+    deadline = time.monotonic() + 10
+    while _published(httpx.get(f"{server}/metrics").text) != before + 20:
+        assert time.monotonic() < deadline, "the workers' counts never added up"
+        time.sleep(0.2)
     scrapes = {_published(httpx.get(f"{server}/metrics").text) for _ in range(6)}
     assert scrapes == {before + 20}
 

@@ -24,7 +24,7 @@ from adstream.ingest.config import ApiSettings
 from adstream.ingest.errors import PublishError
 from adstream.ingest.health import ReadinessProbe
 from adstream.ingest.hot_path import HotPath, HotPathCount
-from adstream.ingest.metrics import Metrics
+from adstream.ingest.metrics import FLUSH_S, Metrics, Receive, Scope, Send
 from adstream.ingest.publisher import AdEventPublisher
 from adstream.ingest.routes import router
 from adstream.ingest.service import IngestService, InvalidBatchError, InvalidIdempotencyKeyError
@@ -93,12 +93,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         publisher.start()
+        flushing = asyncio.create_task(_flush_metrics(metrics))
         try:
             yield
         finally:
+            flushing.cancel()
             await publisher.close(api.shutdown_flush_s)
+            metrics.flush()
 
-    app = FastAPI(
+    app = IngestApp(
         title="adstream ingest API",
         version="1",
         description="Records ad impressions and clicks in Kafka; a 2xx means Kafka has it.",
@@ -113,18 +116,11 @@ def create_app(
     _install_error_handlers(app, api.retry_after_s)
     app.state.hot_path = None
     if api.hot_path:
-        hot_routes: dict[str, object] = {
-            kind: next(
-                r for r in router.routes if getattr(r, "path", "") == f"/ads/{{adId}}/{kind}"
-            )
-            for kind in ("impression", "click")
-        }
         app.state.hot_path = HotPathCount()
-        # Inside the metrics middleware, so hot requests are counted like all others.
-        app.add_middleware(
-            HotPath,
-            service=service,
-            routes=hot_routes,
+        app.hot = HotPath(
+            service,
+            metrics,
+            routes={kind: f"/ads/{{adId}}/{kind}" for kind in ("impression", "click")},
             retry_after_s=api.retry_after_s,
             count=app.state.hot_path,
         )
@@ -142,6 +138,24 @@ def exit_worker() -> None:
         "stopping this worker in %.0f s: its Kafka producer cannot recover", FATAL_EXIT_DELAY_S
     )
     asyncio.get_running_loop().call_later(FATAL_EXIT_DELAY_S, os.kill, os.getpid(), signal.SIGTERM)
+
+
+async def _flush_metrics(metrics: Metrics) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_S)
+        metrics.flush()
+
+
+class IngestApp(FastAPI):
+    """The FastAPI app, with the hot routes answered before its middleware stack."""
+
+    hot: HotPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.hot
+        if hot is not None and scope["type"] == "http" and await hot.handle(scope, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 class _ErrorCallback:

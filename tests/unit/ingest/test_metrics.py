@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from adstream.api import create_api
 from adstream.ingest.config import ApiSettings
-from adstream.ingest.metrics import Metrics, method_label
+from adstream.ingest.metrics import _LATENCY_BUCKETS, Metrics, method_label
 from adstream.kafka.settings import KafkaSettings
 
 
@@ -85,3 +86,50 @@ def test_labels_stay_bounded_whatever_the_client_sends(tmp_path: Path) -> None:
 )
 def test_method_label(method: str, label: str) -> None:
     assert method_label(method) == label
+
+
+def _samples(text: str, name: str) -> list[str]:
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith(f"{name}_created")
+    ]
+
+
+def test_observations_counted_in_memory_expose_as_observing_each_one() -> None:
+    """The hot path counts in memory and writes on flush: the exposition must not change."""
+    values = [0.0004, 0.001, 0.0011, 0.0025, 0.003, 0.05, 0.7, 3.0, 10.0, 42.0]
+    direct = CollectorRegistry()
+    histogram = Histogram(
+        "adstream_produce_ack_seconds", "h", buckets=_LATENCY_BUCKETS, registry=direct
+    )
+    for value in values:
+        histogram.observe(value)
+    metrics = Metrics()
+    for value in values[:4]:
+        metrics.completed(value)
+    metrics.flush()  # two flushes add up
+    for value in values[4:]:
+        metrics.completed(value)
+    name = "adstream_produce_ack_seconds"
+    counted = _samples(metrics.render()[0].decode(), name)
+    observed = _samples(generate_latest(direct).decode(), name)
+    assert [line for line in counted if "_sum" not in line] == [
+        line for line in observed if "_sum" not in line
+    ]
+    sums = [
+        float(line.split()[-1]) for lines in (counted, observed) for line in lines if "_sum" in line
+    ]
+    assert sums[0] == pytest.approx(sums[1])  # the same values, added in another order
+
+
+def test_request_counts_are_written_on_flush_and_before_each_render() -> None:
+    metrics = Metrics()
+    metrics.observe_request("POST", "/ads/{adId}/impression", 200, 0.002)
+    metrics.observe_request("POST", "/ads/{adId}/impression", 200, 0.004)
+    series = (
+        'adstream_http_requests_total{method="POST",route="/ads/{adId}/impression",status="200"}'
+    )
+    assert series not in generate_latest(metrics.registry).decode()  # not written yet
+    assert f"{series} 2.0" in metrics.render()[0].decode()
+    assert f"{series} 2.0" in metrics.render()[0].decode()  # nothing counted twice
