@@ -1,11 +1,13 @@
 """Benchmarks of the ingest path on this machine, all against one local broker.
 
-    .venv/bin/python -m bench.run [--seconds 10] [--connections 64]
+    .venv/bin/python -m bench.run [--seconds 10] [--connections 64] [--soak-seconds 120]
 
 Prints a Markdown table: the raw librdkafka producer ceiling, single-event API req/s
-with p50/p99 latency for 1 and 2 workers, batch API events/s and RSS per worker. The
-load generator is `wrk` (Debian package), a separate process; traffic stays on 127.0.0.1.
-Not a test: numbers depend on the machine and on what else runs on it.
+with p50/p99 latency for 1 and 2 workers (closed loop: wrk, Debian package), latency at a
+fixed rate of 50% and 25% of that (open loop: bench/openloop, built with Go), batch API
+events/s, and RSS per worker after the runs and after a soak at full load. Each server
+gets a 5 s warm-up first. Traffic stays on 127.0.0.1. Not a test: numbers depend on the
+machine and on what else runs on it.
 """
 
 from __future__ import annotations
@@ -80,6 +82,30 @@ def wrk(url: str, script: Path | None, seconds: int, connections: int) -> dict[s
     }
 
 
+def build_openloop(out_dir: Path) -> Path | None:
+    """The fixed-rate load generator (bench/openloop, Go standard library only)."""
+    go = shutil.which("go")
+    if go is None:
+        print("go not found: the open-loop latency rows are skipped")
+        return None
+    binary = out_dir / "openloop"
+    subprocess.run([go, "build", "-o", str(binary), "."], cwd=HERE / "openloop", check=True)
+    return binary
+
+
+def openloop(binary: Path, base_url: str, rate: float, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        [str(binary), "-url", base_url, "-rate", f"{rate:.0f}", "-duration", f"{seconds}s"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, float] = orjson.loads(out)
+    if result["failed"]:
+        raise RuntimeError(f"{result['failed']} failed responses in the open-loop run: {out}")
+    return result
+
+
 def _ms(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -122,6 +148,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--listener", choices=["plaintext", "tls"], default="tls")
+    parser.add_argument("--soak-seconds", type=int, default=120, help="0: no memory soak")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -132,6 +159,7 @@ def main() -> None:
         f"wrk.body = [==[{batch_body}]==]\n"
     )
     rows: list[tuple[str, str]] = []
+    loadgen = build_openloop(batch_lua.parent)
     with tempfile.TemporaryDirectory(prefix="adstream-bench-") as tmp:
         broker = LocalBroker(BrokerLayout.at(tmp), ensure_kafka_jars(), base_port=free_base_port())
         broker.up()
@@ -141,6 +169,9 @@ def main() -> None:
             for workers in (1, 2):
                 server = Server(props, workers)
                 try:
+                    # Warm-up, not measured: the broker's JIT, TLS sessions, librdkafka's
+                    # batches and the workers' first requests settle before the runs.
+                    wrk(f"{server.url}/ads/AD1/impression", POST_LUA, 5, args.connections)
                     single = wrk(
                         f"{server.url}/ads/AD1/impression",
                         SINGLE_LUA,
@@ -149,7 +180,7 @@ def main() -> None:
                     )
                     rows.append(
                         (
-                            f"single-event API, 1000 ads (wrk Lua), {workers} worker(s)",
+                            f"single-event API, 1000 ads, {workers} worker(s)",
                             f"{single['rps']:,.0f} req/s, p50 {single['p50']:.1f} ms, "
                             f"p99 {single['p99']:.1f} ms",
                         )
@@ -172,6 +203,18 @@ def main() -> None:
                             f"{baseline['rps']:,.0f} req/s, p50 {baseline['p50']:.1f} ms",
                         )
                     )
+                    if workers == 2 and loadgen is not None:
+                        for share in (0.5, 0.25):
+                            rate = fixed["rps"] * share
+                            lat = openloop(loadgen, server.url, rate, args.seconds)
+                            rows.append(
+                                (
+                                    f"open loop at {share:.0%} of that ({rate:,.0f} req/s fixed,"
+                                    " 1000 ads), 2 workers",
+                                    f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
+                                    f"p99.9 {lat['p999_ms']:.1f} ms",
+                                )
+                            )
                     if workers == 2:
                         batch = wrk(f"{server.url}/events", batch_lua, args.seconds, 8)
                         rows.append(
@@ -182,6 +225,15 @@ def main() -> None:
                         )
                     rss = ", ".join(f"{mb:.0f}" for mb in worker_rss_mb(server.process.pid))
                     rows.append((f"RSS per worker after load, {workers} worker(s)", f"{rss} MiB"))
+                    if workers == 2 and args.soak_seconds:
+                        wrk(f"{server.url}/ads/AD1/impression", SINGLE_LUA, args.soak_seconds, 64)
+                        after = ", ".join(f"{mb:.0f}" for mb in worker_rss_mb(server.process.pid))
+                        rows.append(
+                            (
+                                f"RSS per worker after {args.soak_seconds} s more at full load",
+                                f"{after} MiB (growth: compare with the row above)",
+                            )
+                        )
                 finally:
                     server.stop()
         finally:

@@ -1,0 +1,3 @@
+module adstream/bench/openloop
+
+go 1.21
