@@ -140,9 +140,8 @@ def _match_all() -> AclBindingFilter:
     )
 
 
-def binding(entry: AclEntry) -> AclBinding:
-    """The Admin API form of one ACL entry."""
-    return AclBinding(
+def _acl_fields(entry: AclEntry) -> tuple[Any, ...]:
+    return (
         _RESOURCE[entry.resource],
         entry.name,
         _PATTERN[entry.pattern],
@@ -151,19 +150,16 @@ def binding(entry: AclEntry) -> AclBinding:
         AclOperation[entry.operation.name],
         _PERMISSION[entry.permission],
     )
+
+
+def binding(entry: AclEntry) -> AclBinding:
+    """The Admin API form of one ACL entry."""
+    return AclBinding(*_acl_fields(entry))
 
 
 def binding_filter(entry: AclEntry) -> AclBindingFilter:
     """A filter matching exactly one ACL entry (what ``delete_acls`` takes)."""
-    return AclBindingFilter(
-        _RESOURCE[entry.resource],
-        entry.name,
-        _PATTERN[entry.pattern],
-        entry.principal,
-        entry.host,
-        AclOperation[entry.operation.name],
-        _PERMISSION[entry.permission],
-    )
+    return AclBindingFilter(*_acl_fields(entry))
 
 
 def _entry(acl: AclBinding) -> AclEntry | None:
