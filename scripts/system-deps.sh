@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs for real: PostgreSQL for the aggregator
-# store tests, Chromium for the dashboard's browser test. Java 17+ and Maven are checked, not
+# store tests, Chromium for the dashboard's browser test, Prometheus (server + promtool) for the
+# alert-rule tests and the live scrape test. Java 17+ and Maven are checked, not
 # installed here: `adstream kafka install` explains what is missing. Debian/Ubuntu only.
 set -euo pipefail
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -19,3 +21,8 @@ echo "==> installing system packages: ${need[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The Debian package starts a cluster on port 5432; the tests run their own servers.
+# The prometheus package enables a system service scraping :9090 with its own config; the
+# tests and `adstream monitor` run their own servers, so stop and disable it where systemd runs.
+if [[ " ${need[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+fi
