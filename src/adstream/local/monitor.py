@@ -1,0 +1,199 @@
+"""A local Prometheus scraping the local services: `adstream monitor up | down | status`.
+
+The config and alert rules are the deployable ones (``deploy/prometheus``), copied into the
+state directory beside ``targets/*.json`` naming the API and aggregator to scrape, so the
+tests and ``make run`` differ only in ports. Prometheus listens on loopback only and keeps
+its data in the state directory (``.adstream/prometheus``); it outlives the command, like
+the local broker, until ``down``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import adstream
+from adstream.local.layout import LISTEN_HOST
+from adstream.local.ports import port_free
+
+DEFAULT_PORT = 9090
+DEFAULT_API_TARGET = f"{LISTEN_HOST}:8080"
+DEFAULT_AGGREGATOR_TARGET = f"{LISTEN_HOST}:9400"
+"""The ports scripts/run-local.sh (`make run`) serves the API and aggregator metrics on."""
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+CONFIG_FILES = ("prometheus.yml", "alerts.yml")
+
+
+class MonitorError(RuntimeError):
+    """Prometheus is missing, its port is taken, or it did not start."""
+
+
+def default_config_dir() -> Path:
+    """``deploy/prometheus``: inside the installed package (wheels carry a copy) or in the
+    source checkout this package runs from."""
+    package = Path(adstream.__file__).resolve().parent
+    for candidate in (
+        package / "deploy" / "prometheus",
+        package.parents[1] / "deploy" / "prometheus",
+    ):
+        if (candidate / "prometheus.yml").is_file():
+            return candidate
+    raise MonitorError(f"no deploy/prometheus/prometheus.yml next to {package}")
+
+
+@dataclass(frozen=True)
+class MonitorStatus:
+    running: bool
+    pid: int | None
+    url: str
+    ready: bool
+
+
+class LocalPrometheus:
+    """One Prometheus process owned by a state directory (config, data, pid file, log)."""
+
+    def __init__(self, root: Path, port: int | None = None, source: Path | None = None) -> None:
+        self.root = root
+        self._port = port
+        self.source = source or default_config_dir()
+        self.config_dir = root / "config"
+        self.config_file = self.config_dir / "prometheus.yml"
+        self.data_dir = root / "data"
+        self.pid_file = root / "prometheus.pid"
+        self.log_file = root / "prometheus.log"
+
+    @property
+    def port(self) -> int:
+        """The port asked for, else the running server's, else 9090."""
+        if self._port is not None:
+            return self._port
+        running = self._running()
+        return running[1] if running else DEFAULT_PORT
+
+    @property
+    def url(self) -> str:
+        return f"http://{LISTEN_HOST}:{self.port}"
+
+    def configure(self, api: Sequence[str], aggregator: Sequence[str]) -> None:
+        """Copy the config and rules, and name the targets (a running server rereads them)."""
+        targets = self.config_dir / "targets"
+        targets.mkdir(parents=True, exist_ok=True)
+        for name in CONFIG_FILES:
+            shutil.copyfile(self.source / name, self.config_dir / name)
+        for name, hosts in (("api", api), ("aggregator", aggregator)):
+            groups = [{"targets": list(hosts), "labels": {"service": name}}]
+            scratch = targets / f".{name}.json.tmp"
+            scratch.write_text(json.dumps(groups))
+            scratch.replace(targets / f"{name}.json")  # never a half-written file to reread
+
+    def _running(self) -> tuple[int, int] | None:
+        """Pid and port from the pid file if that process is this directory's Prometheus."""
+        try:
+            pid_text, port_text = self.pid_file.read_text().split()
+            pid, port = int(pid_text), int(port_text)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        ours = f"--config.file={self.config_file}".encode() in cmdline
+        return (pid, port) if ours else None
+
+    def running_pid(self) -> int | None:
+        running = self._running()
+        return running[0] if running else None
+
+    def ready(self) -> bool:
+        connection = http.client.HTTPConnection(LISTEN_HOST, self.port, timeout=2)
+        try:
+            connection.request("GET", "/-/ready")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            connection.close()
+
+    def status(self) -> MonitorStatus:
+        pid = self.running_pid()
+        return MonitorStatus(pid is not None, pid, self.url, pid is not None and self.ready())
+
+    def up(self) -> int:
+        """Start Prometheus (idempotent) and return its pid once it answers ``/-/ready``."""
+        running = self._running()
+        if running is not None:
+            pid, port = running
+            if self._port not in (None, port):
+                raise MonitorError(f"already running on port {port}: run `adstream monitor down`")
+            return pid
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise MonitorError("prometheus not found: run scripts/system-deps.sh")
+        if not self.config_file.is_file():
+            raise MonitorError(f"no {self.config_file}: configure() the targets first")
+        if not port_free(self.port):
+            raise MonitorError(f"port {self.port} is in use: pass another --port")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            binary,
+            f"--config.file={self.config_file}",
+            f"--storage.tsdb.path={self.data_dir}",
+            f"--web.listen-address={LISTEN_HOST}:{self.port}",
+            "--storage.tsdb.retention.time=7d",
+        ]
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlives the CLI; not killed by the shell's Ctrl-C
+            )
+        self.pid_file.write_text(f"{process.pid} {self.port}\n")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.ready():
+            if process.poll() is not None:
+                raise MonitorError(
+                    f"prometheus exited with code {process.returncode}; see {self.log_file}"
+                )
+            if time.monotonic() > deadline:
+                self.down()
+                raise MonitorError(f"prometheus not ready in {START_TIMEOUT_S:.0f}s")
+            time.sleep(0.1)
+        return process.pid
+
+    def down(self) -> bool:
+        """Stop it (SIGTERM, then SIGKILL); False if it was not running."""
+        pid = self.running_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def _alive(pid: int) -> bool:
+    with suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

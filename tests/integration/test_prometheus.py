@@ -1,0 +1,162 @@
+"""A real Prometheus (deploy/prometheus config and rules, started as `adstream monitor up`
+starts it) scrapes a running `adstream serve` and an aggregator's metrics port: the targets
+are up, a dead one is reported down, and the key series hold what was sent."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adstream.aggregate.metrics import serve_metrics
+from adstream.aggregate.store import SqlCountStore
+from adstream.local.broker import LocalBroker
+from adstream.local.monitor import LocalPrometheus
+from tests.integration.aggregate_helpers import (
+    RECENT_MINUTE,
+    PrivateTopic,
+    RunningAggregator,
+    admin_producer,
+    event,
+    send_event,
+    wait_until,
+)
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+IMPRESSIONS = 12
+AGGREGATED = 5
+
+
+@contextmanager
+def running_api(broker: LocalBroker, folder: Path) -> Iterator[str]:
+    """`adstream serve` with two workers over mutual TLS, until `/readyz` answers 200."""
+    port = free_port()
+    config = broker.layout.client_properties("tls")
+    command = [sys.executable, "-m", "adstream", "serve", "--kafka-config", str(config)]
+    command += ["--port", str(port), "--workers", "2", "--db", f"sqlite:///{folder / 'api.db'}"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(ready, timeout=60)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def api_get(prometheus: LocalPrometheus, path: str, **params: str) -> Any:
+    answer = httpx.get(f"{prometheus.url}/api/v1/{path}", params=params, timeout=5).json()
+    assert answer["status"] == "success", answer
+    return answer["data"]
+
+
+def health(prometheus: LocalPrometheus) -> dict[str, str]:
+    """Each scraped target's health (``up``, ``down``, ``unknown`` before its first scrape)."""
+    targets = api_get(prometheus, "targets")["activeTargets"]
+    return {target["scrapeUrl"]: target["health"] for target in targets}
+
+
+def value(prometheus: LocalPrometheus, query: str) -> float | None:
+    """The query's single value, None while it has no sample."""
+    result = api_get(prometheus, "query", query=query)["result"]
+    assert len(result) <= 1, result
+    return float(result[0]["value"][1]) if result else None
+
+
+def test_prometheus_scrapes_the_api_and_the_aggregator(
+    broker: LocalBroker, topic: PrivateTopic, store: SqlCountStore, tmp_path: Path
+) -> None:
+    with running_api(broker, tmp_path) as api, RunningAggregator(broker, topic, store) as agg:
+        metrics_port = free_port()
+        metrics = serve_metrics(metrics_port, agg.metrics.registry, agg.aggregator.readiness)
+        prometheus = LocalPrometheus(tmp_path / "prometheus", free_port())
+        try:
+            for i in range(IMPRESSIONS):
+                assert httpx.post(f"{api}/ads/P{i % 3}/impression").status_code == 200
+            producer = admin_producer(broker)
+            for i in range(AGGREGATED):
+                send_event(producer, topic.topic, event(f"A{i}", RECENT_MINUTE))
+            assert producer.flush(30) == 0
+            wait_until(lambda: agg.counted("counted") == AGGREGATED)
+
+            api_target = api.removeprefix("http://")
+            nobody = f"127.0.0.1:{free_port()}"
+            prometheus.configure([api_target, nobody], [f"127.0.0.1:{metrics_port}"])
+            prometheus.up()
+
+            expected = {
+                f"http://{api_target}/metrics": "up",
+                f"http://{nobody}/metrics": "down",
+                f"http://127.0.0.1:{metrics_port}/metrics": "up",
+            }
+            wait_until(lambda: health(prometheus) == expected, 25, lambda: health(prometheus))
+
+            impressions = (
+                'sum(adstream_http_requests_total{job="adstream-api",'
+                'route="/ads/{adId}/impression",status="200"})'
+            )
+            wanted = {
+                impressions: IMPRESSIONS,
+                'sum(adstream_produce_ack_seconds_count{job="adstream-api"})': IMPRESSIONS,
+                'sum(adstream_events_published_total{job="adstream-api"})': IMPRESSIONS,
+                'adstream_aggregator_events_total{job="adstream-aggregator",outcome="counted"}': (
+                    AGGREGATED
+                ),
+                'sum(up{job="adstream-api"})': 1,
+            }
+
+            def scraped() -> dict[str, float | None]:
+                return {query: value(prometheus, query) for query in wanted}
+
+            wait_until(lambda: scraped() == wanted, 25, scraped)
+            rules = api_get(prometheus, "rules")["groups"]
+            assert sum(len(group["rules"]) for group in rules) >= 9
+        finally:
+            prometheus.down()
+            metrics.shutdown()
+            metrics.server_close()
+    assert prometheus.running_pid() is None
+
+
+def test_monitor_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:
+    """`adstream monitor` as a user runs it: a second `up` finds the running server, one on
+    another port is refused, `down` stops it."""
+    root, port = tmp_path / "prometheus", str(free_port())
+    monitor = [sys.executable, "-m", "adstream", "monitor"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*monitor, *args, "--dir", str(root)], capture_output=True, text=True, timeout=60
+        )
+
+    first = run("up", "--port", port)
+    try:
+        assert first.returncode == 0, first.stderr
+        second = run("up", "--port", port)
+        assert second.returncode == 0, second.stderr
+        assert first.stdout.split("(pid ")[1] == second.stdout.split("(pid ")[1]
+        assert run("status").returncode == 0  # its port is read from the pid file
+        elsewhere = run("up", "--port", str(free_port()))
+        assert elsewhere.returncode == 1
+        assert f"already running on port {port}" in elsewhere.stderr
+    finally:
+        assert "stopped" in run("down").stdout
+    assert run("status").returncode == 1
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/-/ready")
