@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup run test lint types unit integration infra-test bench clean
+.PHONY: setup run test lint types unit integration infra-test bench monitor clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is required)"; exit 1; }
@@ -47,6 +47,11 @@ bench: setup
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.aggregator
 
+# Prometheus on 127.0.0.1:9090 scraping what `make run` serves; `adstream monitor down` stops it.
+monitor: setup
+	$(BIN)/adstream monitor up
+
 clean:
+	-$(BIN)/adstream monitor down
 	-$(BIN)/adstream kafka down
 	rm -rf $(VENV) .adstream

@@ -18,6 +18,7 @@ adstream is running:
   API         http://127.0.0.1:$port/docs   (POST /ads/{adId}/impression, /ads/{adId}/click, /events)
   Dashboard   http://127.0.0.1:$port/dashboard
   Metrics     http://127.0.0.1:$port/metrics (API), http://127.0.0.1:9400/metrics (aggregator)
+  Prometheus  \`make monitor\` in another terminal, then http://127.0.0.1:9090/alerts
   Aggregator  log in .adstream/aggregate.log, counts in .adstream/aggregate.db
 
 Send impressions from another terminal, then watch the dashboard:
