@@ -1,6 +1,7 @@
 """A real Prometheus (deploy/prometheus config and rules, started as `adstream monitor up`
 starts it) scrapes a running `adstream serve` and an aggregator's metrics port: the targets
-are up, a dead one is reported down, and the key series hold what was sent."""
+are up, a dead one is reported down, the key series hold what was sent, and the Grafana
+dashboards' queries find their series."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from adstream.aggregate.metrics import serve_metrics
 from adstream.aggregate.store import SqlCountStore
 from adstream.local.broker import LocalBroker
+from adstream.local.grafana import DASHBOARDS
 from adstream.local.monitor import LocalPrometheus
 from tests.integration.aggregate_helpers import (
     RECENT_MINUTE,
@@ -27,6 +29,7 @@ from tests.integration.aggregate_helpers import (
     send_event,
     wait_until,
 )
+from tests.support.metrics import named_metrics
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -79,6 +82,48 @@ def value(prometheus: LocalPrometheus, query: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
+FAILURE_ONLY = {
+    "adstream_delivery_failures_total",
+    "adstream_aggregator_dead_letter_failures_total",
+}
+"""Labelled by reason: no series until the first failure."""
+WITH_DATA = {
+    "Requests by route and status",
+    "Request latency p99",
+    "Kafka ack latency (acks=all)",
+    "Events acknowledged by Kafka",
+    "Producer queue depth",
+    "Events by outcome",
+    "Consumer lag per partition",
+    "Batch commit latency (dead letters + DB transaction)",
+    "Blocked partitions",
+}
+"""Panels that show data once the services have handled a few events."""
+
+
+def check_dashboards(prometheus: LocalPrometheus) -> None:
+    """Every dashboard query runs on the live server, names series it scraped, and the
+    panels of a healthy system have data (rate() needs two scrapes in its window)."""
+    live = set(api_get(prometheus, "label/__name__/values"))
+    panels = [
+        (panel["title"], target["expr"])
+        for board in DASHBOARDS.values()
+        for panel in board["panels"]
+        for target in panel["targets"]
+    ]
+    for title, expr in panels:
+        missing = named_metrics(expr) - live - FAILURE_ONLY
+        assert not missing, f"{title}: no series {missing} in the live Prometheus"
+
+    def empty() -> set[str]:
+        with_data = {
+            title for title, expr in panels if api_get(prometheus, "query", query=expr)["result"]
+        }
+        return WITH_DATA - with_data
+
+    wait_until(lambda: not empty(), 25, empty)
+
+
 def test_prometheus_scrapes_the_api_and_the_aggregator(
     broker: LocalBroker, topic: PrivateTopic, store: SqlCountStore, tmp_path: Path
 ) -> None:
@@ -127,6 +172,7 @@ def test_prometheus_scrapes_the_api_and_the_aggregator(
             wait_until(lambda: scraped() == wanted, 25, scraped)
             rules = api_get(prometheus, "rules")["groups"]
             assert sum(len(group["rules"]) for group in rules) >= 9
+            check_dashboards(prometheus)
         finally:
             prometheus.down()
             metrics.shutdown()

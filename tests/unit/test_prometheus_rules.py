@@ -4,7 +4,6 @@ the code registers (a renamed metric would otherwise leave an alert that never f
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,11 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adstream.aggregate.metrics import AggregatorMetrics
-from adstream.ingest.metrics import Metrics
+from tests.support.metrics import exported_series, named_metrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
-SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -42,16 +39,6 @@ def test_promtool_accepts(args: tuple[str, ...]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def exported_series() -> set[str]:
-    """Every series name the API and the aggregator can expose."""
-    names: set[str] = set()
-    for registry in (Metrics().registry, AggregatorMetrics().registry):
-        for family in registry.collect():
-            names.add(family.name)
-            names.update(family.name + suffix for suffix in SUFFIXES)
-    return names
-
-
 def rules() -> list[dict[str, str]]:
     loaded = yaml.safe_load((DEPLOY / "alerts.yml").read_text())
     return [rule for group in loaded["groups"] for rule in group["rules"]]
@@ -60,7 +47,7 @@ def rules() -> list[dict[str, str]]:
 def test_alerts_name_only_metrics_the_code_exports() -> None:
     exported = exported_series()
     for rule in rules():
-        named = set(re.findall(r"\badstream_[a-z_]+", rule["expr"]))
+        named = named_metrics(rule["expr"])
         assert named <= exported, f"{rule['alert']}: unknown metrics {named - exported}"
 
 

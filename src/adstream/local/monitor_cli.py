@@ -7,6 +7,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from adstream.local.grafana import write_dashboards
 from adstream.local.monitor import (
     DEFAULT_AGGREGATOR_TARGET,
     DEFAULT_API_TARGET,
@@ -75,3 +76,12 @@ def status(dir: DirOpt = DEFAULT_DIR, port: PortOpt = None) -> None:
     typer.echo(f"Prometheus pid {state.pid}: {state.url} {'ready' if state.ready else 'NOT ready'}")
     if not state.ready:
         raise typer.Exit(1)
+
+
+@app.command()
+def dashboards(
+    out: Annotated[Path, typer.Option(help="Folder for the JSON files")] = Path("deploy/grafana"),
+) -> None:
+    """Write the Grafana dashboards (API, aggregator) as JSON, for provisioning or import."""
+    for path in write_dashboards(out):
+        typer.echo(str(path))
