@@ -5,6 +5,7 @@ dashboards' queries find their series."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,12 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from adstream.aggregate.metrics import serve_metrics
 from adstream.aggregate.store import SqlCountStore
 from adstream.local.broker import LocalBroker
 from adstream.local.grafana import DASHBOARDS
-from adstream.local.monitor import LocalPrometheus
+from adstream.local.monitor import LocalPrometheus, default_config_dir
 from tests.integration.aggregate_helpers import (
     RECENT_MINUTE,
     PrivateTopic,
@@ -206,3 +208,27 @@ def test_monitor_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:
     assert run("status").returncode == 1
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/-/ready")
+
+
+def test_up_again_reloads_changed_rules(tmp_path: Path) -> None:
+    source = tmp_path / "deploy"
+    shutil.copytree(default_config_dir(), source)
+    prometheus = LocalPrometheus(tmp_path / "prometheus", free_port(), source)
+
+    def rules() -> set[str]:
+        groups = api_get(prometheus, "rules")["groups"]
+        return {rule["name"] for group in groups for rule in group["rules"]}
+
+    prometheus.configure([], [])
+    first = prometheus.up()
+    try:
+        wait_until(lambda: "AdstreamTargetDown" in rules(), 10, rules)
+        alerts = yaml.safe_load((source / "alerts.yml").read_text())
+        extra = {"alert": "AdstreamExtra", "expr": "vector(1) == 0"}
+        alerts["groups"].append({"name": "extra", "rules": [extra]})
+        (source / "alerts.yml").write_text(yaml.safe_dump(alerts))
+        prometheus.configure([], [])
+        assert prometheus.up() == first
+        wait_until(lambda: "AdstreamExtra" in rules(), 10, rules)
+    finally:
+        prometheus.down()

@@ -126,12 +126,14 @@ class LocalPrometheus:
         return MonitorStatus(pid is not None, pid, self.url, pid is not None and self.ready())
 
     def up(self) -> int:
-        """Start Prometheus (idempotent) and return its pid once it answers ``/-/ready``."""
+        """Start Prometheus and return its pid once it answers ``/-/ready``; if it runs, have it
+        reload its config and rules instead."""
         running = self._running()
         if running is not None:
             pid, port = running
             if self._port not in (None, port):
                 raise MonitorError(f"already running on port {port}: run `adstream monitor down`")
+            os.kill(pid, signal.SIGHUP)  # reread the config and rules configure() copied
             return pid
         binary = shutil.which("prometheus")
         if binary is None:
