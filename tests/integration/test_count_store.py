@@ -120,6 +120,12 @@ def test_stats_and_top(store: SqlCountStore) -> None:
     assert store.stats("A", T0 + MINUTE_MS, T0 + 2 * MINUTE_MS)[0].impressions == 5
     top = store.top(since_ms=T0, limit=2)
     assert [(t.ad_id, t.impressions, t.clicks) for t in top] == [("B", 20, 2), ("A", 15, 1)]
+    # The window's sums cover every ad of it (A, B and D), not only the two listed.
+    store.commit(_batch(1, 0, Tally("D", T0, 3, 0)))
+    listed, window = store.top_and_window_totals(since_ms=T0, limit=2)
+    assert [t.ad_id for t in listed] == ["B", "A"]
+    assert window == (38, 3, 3)
+    assert store.top_and_window_totals(since_ms=T0 + 60 * MINUTE_MS, limit=2) == ([], (0, 0, 0))
 
 
 def _received(ms: int, *tallies: Tally) -> list[Tally]:

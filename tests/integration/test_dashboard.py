@@ -6,6 +6,7 @@ Kafka → aggregator → SQLite → stats API → page, all real. A screenshot i
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -106,6 +107,51 @@ def test_dashboard_shows_counts_moving(
             first = int(page.locator("#total-impressions").inner_text().replace(",", ""))
             shown = "document.getElementById('total-impressions').textContent.replace(/,/g, '')"
             page.wait_for_function(f"Number({shown}) > {first}", timeout=10_000)
+            # The chart has both series, axes with tick labels, units and a legend.
+            page.wait_for_function(
+                "document.querySelector('#chart .series-imps')?.getAttribute('d').split('L')"
+                ".length >= 3",
+                timeout=10_000,
+            )
+            chart = page.locator("#chart")
+            expect(chart.locator("#y-axis-label")).to_have_text("events/s")
+            expect(chart.locator("#x-axis-label")).to_contain_text("time")
+            expect(chart.locator("path.series-clicks")).to_have_count(1)
+            assert chart.locator("text.ytick").count() >= 3
+            assert chart.locator("text.xtick").count() >= 1
+            assert re.fullmatch(
+                r"\d{2}:\d{2}:\d{2}( [AP]M)?",
+                chart.locator("text.xtick").first.text_content() or "",
+            )
+            assert chart.locator("text.ytick").first.text_content() == "0"
+            expect(page.locator("#legend")).to_have_text("impressions/sclicks/s")
+            # Every number names its window.
+            for label in (
+                "Impressions / s",
+                "Clicks / s",
+                "Impressions, last 5 minutes",
+                "Impressions, since start",
+                "Ads, since start",
+                "Events per second, last 2 minutes",
+                "Top ads, last 5 minutes",
+            ):
+                expect(page.get_by_text(label, exact=True)).to_be_visible()
+            expect(page.locator("#rate-impressions-window")).to_have_text(
+                "over the last poll (≈1 s)"
+            )
+            # The 5-minute card equals the table's window total and its rows (2 ads < limit);
+            # "since start" is never below it. Read in one go: one poll's values.
+            shown = page.evaluate(
+                """() => {
+                  const n = id => Number(document.getElementById(id).textContent.replace(/,/g, ""));
+                  const rows = [...document.querySelectorAll("#top-ads tr")]
+                    .map(r => Number(r.cells[2].textContent.replace(/,/g, "")));
+                  return {card: n("window-impressions"), foot: n("top-total-impressions"),
+                          rows: rows.reduce((a, b) => a + b, 0), total: n("total-impressions")};
+                }"""
+            )
+            assert shown["card"] == shown["foot"] == shown["rows"] > 0, shown
+            assert shown["total"] >= shown["card"], shown
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:

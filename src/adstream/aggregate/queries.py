@@ -114,13 +114,15 @@ class CountQueries:
         now_ms = self.clock()
         current_minute = now_ms - now_ms % MINUTE_MS
         since = current_minute - (minutes - 1) * MINUTE_MS
+        top, (impressions, clicks, ads) = self.store.top_and_window_totals(since, limit)
         return {
             "minutes": minutes,
             "since": iso(since),
             "ads": [
-                {"adId": t.ad_id, "impressions": t.impressions, "clicks": t.clicks}
-                for t in self.store.top(since, limit)
+                {"adId": t.ad_id, "impressions": t.impressions, "clicks": t.clicks} for t in top
             ],
+            # Over every ad of the window, not only the listed ones (same snapshot).
+            "total": {"impressions": impressions, "clicks": clicks, "ads": ads},
         }
 
     def totals(self) -> dict[str, int]:

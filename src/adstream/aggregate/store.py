@@ -258,6 +258,28 @@ class SqlCountStore(ABC):
             )
             return [AdTotal(str(a), int(i), int(c)) for a, i, c in cur.fetchall()]
 
+    def top_and_window_totals(
+        self, since_ms: int, limit: int
+    ) -> tuple[list[AdTotal], tuple[int, int, int]]:
+        """The top ads from ``since_ms`` on and the sums over ALL ads of that window.
+
+        One statement (window functions run before LIMIT), so the sums and the rows come
+        from the same snapshot: a page showing both never has them disagree.
+        """
+        with self.reading() as cur:
+            cur.execute(
+                "SELECT ad_id, imps, clks, SUM(imps) OVER (), SUM(clks) OVER (), COUNT(*) OVER () "
+                "FROM (SELECT ad_id, SUM(impressions) AS imps, SUM(clicks) AS clks "
+                "FROM ad_counts WHERE minute >= %s GROUP BY ad_id) AS per_ad "
+                "ORDER BY imps DESC, ad_id LIMIT %s",
+                (since_ms, limit),
+            )
+            rows = cur.fetchall()
+        if not rows:
+            return [], (0, 0, 0)
+        top = [AdTotal(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+        return top, (int(rows[0][3]), int(rows[0][4]), int(rows[0][5]))
+
     def grand_totals(self) -> tuple[int, int, int]:
         """All impressions, all clicks and the number of ads counted so far."""
         with self.reading() as cur:

@@ -230,3 +230,16 @@ def test_totals_and_dashboard(client: TestClient) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert 'id="top-ads"' in page.text
+
+
+def test_top_gives_window_totals_over_every_ad_not_only_the_listed(client: TestClient) -> None:
+    """The dashboard's "last 5 minutes" card shows these: the same window as the table."""
+    body = client.get("/ads/top", params={"minutes": 5, "limit": 1}).json()
+    assert [a["adId"] for a in body["ads"]] == ["HOT"]
+    assert body["total"] == {"impressions": 80, "clicks": 6, "ads": 2}
+    # 90 minutes back includes OLD (999) but not AD1's buckets two hours back.
+    wide = client.get("/ads/top", params={"minutes": 91, "limit": 10}).json()
+    assert wide["total"] == {"impressions": 1079, "clicks": 6, "ads": 3}
+    assert sum(a["impressions"] for a in wide["ads"]) == wide["total"]["impressions"]
+    this_minute = client.get("/ads/top", params={"minutes": 1, "limit": 10}).json()
+    assert this_minute["total"] == {"impressions": 50, "clicks": 5, "ads": 1}
