@@ -14,7 +14,7 @@ from adstream.infra.bootstrap import BootstrapBrokers
 from adstream.infra.clients import ClientServices
 from adstream.infra.cluster import KafkaCluster
 from adstream.infra.iam import KafkaRoles
-from adstream.infra.monitoring import ClusterAlarms
+from adstream.infra.monitoring import ClusterAlarms, OpsDashboard
 from adstream.infra.network import Network
 from adstream.infra.profiles import Profile
 from adstream.infra.scram import ScramUsers
@@ -73,6 +73,13 @@ class AdstreamStack(Stack):
             scram_secrets=scram.secrets if scram else {},
         )
         alarms = ClusterAlarms(self, "Alarms", profile=profile)
+        dashboard = OpsDashboard(
+            self,
+            "Ops",
+            profile=profile,
+            alarms=alarms.alarms,
+            services={"api": services.api, "aggregator": services.aggregator},
+        )
 
         CfnOutput(self, "ClusterArn", value=cluster.arn)
         CfnOutput(self, "BootstrapBrokers", value=brokers.brokers)
@@ -80,6 +87,7 @@ class AdstreamStack(Stack):
             self, "IngestApiUrl", value=f"http://{services.load_balancer.load_balancer_dns_name}"
         )
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
+        CfnOutput(self, "DashboardName", value=dashboard.dashboard.dashboard_name)
         CfnOutput(self, "AdminRoleArn", value=roles.admin.role_arn)
         if ca is not None:
             CfnOutput(self, "ClientCaArn", value=ca.arn)
