@@ -46,7 +46,7 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         **common,
         "ADSTREAM_KAFKA_CLIENT_ID": "adstream-aggregator",
         "ADSTREAM_AGGREGATE_TOPIC": "ad-events",
-        "ADSTREAM_AGGREGATE_GROUP": "ad-aggregator",
+        "ADSTREAM_AGGREGATE_GROUP": "adstream-aggregator",
     }
     assert containers["api"]["Command"] == ["adstream", "serve"]
     assert containers["api"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamProducer")

@@ -91,7 +91,7 @@ def test_aggregator_role(synth: SynthCache, name: str) -> None:
         ),
         (
             ("kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"),
-            _arn(s, cluster, "group", "ad-aggregator"),
+            _arn(s, cluster, "group", "adstream-aggregator"),
         ),
     ]
 

@@ -145,3 +145,14 @@ def test_cli_unknown_profile_lists_known_ones() -> None:
     result = runner.invoke(app, ["synth", "--profile", "staging"])
     assert result.exit_code == 2
     assert "known profiles: ['dev', 'prod', 'serverless']" in result.output
+
+
+@pytest.mark.parametrize("name", ["dev", "prod", "serverless"])
+def test_each_profile_deploys_the_topic_and_group_that_kafka_yaml_grants(name: str) -> None:
+    """The services' topic and consumer group must be the ones deploy/kafka.yaml creates
+    and grants: with SCRAM or mutual TLS, a group without an ACL is refused at start."""
+    desired = yaml.safe_load((PROFILE_DIR.parents[1] / "deploy" / "kafka.yaml").read_text())
+    profile = load_profile(name)
+    assert profile.topic.name in desired["topics"]
+    aggregator_grants = desired["acls"]["adstream-aggregator"]
+    assert {"group": profile.topic.consumer_group, "operations": ["read"]} in aggregator_grants

@@ -99,7 +99,7 @@ class ClusterProfile(_Model):
 
 class TopicProfile(_Model):
     name: str = "ad-events"
-    consumer_group: str = "ad-aggregator"
+    consumer_group: str = "adstream-aggregator"
     retention_hours: int = Field(default=168, ge=1, le=87600)
 
 
