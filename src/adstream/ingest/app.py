@@ -23,7 +23,7 @@ from adstream.ingest import batch
 from adstream.ingest.config import ApiSettings
 from adstream.ingest.errors import PublishError
 from adstream.ingest.health import ReadinessProbe
-from adstream.ingest.hot_path import HotPath, HotPathCount
+from adstream.ingest.hot_path import HotPath
 from adstream.ingest.metrics import FLUSH_S, Metrics, Receive, Scope, Send
 from adstream.ingest.publisher import AdEventPublisher
 from adstream.ingest.routes import router
@@ -114,16 +114,14 @@ def create_app(
     app.state.publisher = publisher
     app.include_router(router)
     _install_error_handlers(app, api.retry_after_s)
-    app.state.hot_path = None
     if api.hot_path:
-        app.state.hot_path = HotPathCount()
         app.hot = HotPath(
             service,
             metrics,
             routes={kind: f"/ads/{{adId}}/{kind}" for kind in ("impression", "click")},
             retry_after_s=api.retry_after_s,
-            count=app.state.hot_path,
         )
+    app.state.hot_path = app.hot
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     return app
 
