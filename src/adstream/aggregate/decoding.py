@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import orjson
 
-from adstream.aggregate.model import MINUTE_MS, Tally, minute_of
+from adstream.aggregate.model import Tally, minute_of
 from adstream.events.limits import EventTimeWindow
 from adstream.events.model import EventType, InvalidEventError, check_fields, parse_wire
 
@@ -57,7 +57,7 @@ def _adstream_event(data: dict[str, object], received_ms: int) -> Tally:
     clicked = kind is EventType.CLICK
     return Tally(
         ad_id,
-        timestamp - timestamp % MINUTE_MS,
+        minute_of(timestamp),
         0 if clicked else impressions,
         1 if clicked else 0,
         event_id,
