@@ -326,19 +326,25 @@ def load_desired_state(files: list[Path], env: str | None = None) -> DesiredStat
     return parse_desired_state(document, " + ".join(str(p) for p in paths))
 
 
-def default_state_file() -> Path:
-    """``deploy/kafka.yaml``: inside the installed package (wheels carry a copy) or in the
-    source checkout this package runs from."""
+def shipped_deploy_path(relative: str) -> Path | None:
+    """``deploy/<relative>`` inside the installed package (wheels carry a copy of
+    ``deploy/``) or in the source checkout this package runs from; None if neither has it."""
     package = Path(adstream.__file__).resolve().parent
-    for candidate in (
-        package / "deploy" / "kafka.yaml",
-        package.parents[1] / "deploy" / "kafka.yaml",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise DesiredStateError(
-        f"no deploy/kafka.yaml next to {package}: pass the desired-state file explicitly"
-    )
+    for root in (package / "deploy", package.parents[1] / "deploy"):
+        if (root / relative).exists():
+            return root / relative
+    return None
+
+
+def default_state_file() -> Path:
+    """The shipped ``deploy/kafka.yaml``."""
+    found = shipped_deploy_path("kafka.yaml")
+    if found is None or not found.is_file():
+        raise DesiredStateError(
+            f"no deploy/kafka.yaml next to {Path(adstream.__file__).resolve().parent}: "
+            "pass the desired-state file explicitly"
+        )
+    return found
 
 
 # ---- passwords -------------------------------------------------------------------------------

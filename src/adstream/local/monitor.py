@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import adstream
+from adstream.kafka.desired_state import shipped_deploy_path
 from adstream.local.layout import LISTEN_HOST
 from adstream.local.ports import port_free
 
@@ -39,16 +40,12 @@ class MonitorError(RuntimeError):
 
 
 def default_config_dir() -> Path:
-    """``deploy/prometheus``: inside the installed package (wheels carry a copy) or in the
-    source checkout this package runs from."""
-    package = Path(adstream.__file__).resolve().parent
-    for candidate in (
-        package / "deploy" / "prometheus",
-        package.parents[1] / "deploy" / "prometheus",
-    ):
-        if (candidate / "prometheus.yml").is_file():
-            return candidate
-    raise MonitorError(f"no deploy/prometheus/prometheus.yml next to {package}")
+    """The shipped ``deploy/prometheus`` (config, rules and their tests)."""
+    found = shipped_deploy_path("prometheus/prometheus.yml")
+    if found is None or not found.is_file():
+        package = Path(adstream.__file__).resolve().parent
+        raise MonitorError(f"no deploy/prometheus/prometheus.yml next to {package}")
+    return found.parent
 
 
 @dataclass(frozen=True)
