@@ -40,6 +40,7 @@ from adstream.local.layout import (
     Ports,
 )
 from adstream.local.ports import port_free
+from adstream.local.processes import wait_exit
 from adstream.local.provision import ProvisionError, local_desired_state, provision
 from adstream.local.secrets import LocalSecrets, SecretsFile
 from adstream.local.server_config import log4j2_yaml, render_properties, server_properties
@@ -349,7 +350,7 @@ class LocalBroker:
             return False
         say(f"Stopping broker (pid {pid})")
         os.kill(pid, signal.SIGTERM)
-        if not self._wait_exit(pid, STOP_TIMEOUT_S):
+        if not wait_exit(pid, STOP_TIMEOUT_S):
             say(f"Broker did not stop within {STOP_TIMEOUT_S:.0f}s; killing it")
             self._kill(pid)
         say("Broker stopped")
@@ -358,22 +359,4 @@ class LocalBroker:
     def _kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        self._wait_exit(pid, 10)
-
-    @staticmethod
-    def _wait_exit(pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            try:
-                if not Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return True  # a zombie: exited, waiting for a parent we are not
-            except FileNotFoundError:
-                return True
-            time.sleep(0.1)
-        return False
+        wait_exit(pid, 10)

@@ -25,6 +25,7 @@ import adstream
 from adstream.kafka.desired_state import shipped_deploy_path
 from adstream.local.layout import LISTEN_HOST
 from adstream.local.ports import port_free
+from adstream.local.processes import wait_exit
 
 DEFAULT_PORT = 9090
 DEFAULT_API_TARGET = f"{LISTEN_HOST}:8080"
@@ -174,25 +175,9 @@ class LocalPrometheus:
         if pid is None:
             return False
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while _alive(pid):
-            if time.monotonic() > deadline:
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.1)
+        if not wait_exit(pid, STOP_TIMEOUT_S):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_exit(pid, STOP_TIMEOUT_S)
         self.pid_file.unlink(missing_ok=True)
         return True
-
-
-def _alive(pid: int) -> bool:
-    with suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"

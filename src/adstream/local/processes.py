@@ -1,0 +1,33 @@
+"""Whether a background process (the broker, Prometheus) is still running, and waiting for
+it to stop: a zombie counts as stopped, and our own exited children are reaped."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import suppress
+from pathlib import Path
+
+
+def alive(pid: int) -> bool:
+    with suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie: exited, waiting for a parent we are not
+
+
+def wait_exit(pid: int, timeout: float) -> bool:
+    """True once `pid` has exited; False if it still runs after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
