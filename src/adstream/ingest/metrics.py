@@ -115,10 +115,12 @@ class Metrics:
         self.events_published = Counter(
             "adstream_events_published", "Events acknowledged by Kafka", registry=reg
         )
+        # Each worker has its own queue and answers 503 when *its* queue is full, so the
+        # fullest live worker is what compares with ADSTREAM_API_QUEUE_MAX_MESSAGES.
         self.queue = Gauge(
             "adstream_producer_queue_depth",
-            "Messages waiting in the local producer queue",
-            multiprocess_mode="livesum",
+            "Messages waiting in the fullest live worker's local producer queue",
+            multiprocess_mode="livemax",
             registry=reg,
         )
         self._bounds = (*_LATENCY_BUCKETS, float("inf"))

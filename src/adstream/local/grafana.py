@@ -147,8 +147,8 @@ API_PANELS = [
     Panel(
         "Producer queue depth",
         "short",
-        (Query(f'sum(adstream_producer_queue_depth{{job="{API}"}})', "queued"),),
-        "Summed over workers; requests get 503 when one worker's queue is full (100 000).",
+        (Query(f'max(adstream_producer_queue_depth{{job="{API}"}})', "fullest worker"),),
+        "The fullest live worker's queue: that worker answers 503 when it reaches 100 000.",
     ),
     Panel(
         "Delivery failures by reason",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -11,7 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from adstream.api import create_api
-from adstream.ingest.config import ApiSettings
+from adstream.ingest.config import MULTIPROC_ENV, ApiSettings
 from adstream.ingest.metrics import _LATENCY_BUCKETS, Metrics, method_label
 from adstream.kafka.settings import KafkaSettings
 
@@ -133,3 +136,48 @@ def test_request_counts_are_written_on_flush_and_before_each_render() -> None:
     assert series not in generate_latest(metrics.registry).decode()  # not written yet
     assert f"{series} 2.0" in metrics.render()[0].decode()
     assert f"{series} 2.0" in metrics.render()[0].decode()  # nothing counted twice
+
+
+_WORKER = """
+import sys
+from adstream.ingest.metrics import Metrics
+metrics = Metrics()
+metrics.queue_depth(int(sys.argv[1]))
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_queue_depth_is_the_fullest_live_workers_not_the_sum(tmp_path: Path) -> None:
+    """Each worker refuses when its own queue is full, so the alert's 80% of one queue's
+    capacity must compare with the fullest worker, not with the workers' sum."""
+    env = {**os.environ, MULTIPROC_ENV: str(tmp_path)}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(depth)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for depth in (60_000, 50_000)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            assert worker.stdout.readline() == "ready\n"
+        scrape = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from adstream.ingest.metrics import Metrics;print(Metrics().render()[0].decode())",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        for worker in workers:
+            worker.communicate("")
+    assert "adstream_producer_queue_depth 60000.0" in scrape
