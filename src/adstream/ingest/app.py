@@ -86,7 +86,10 @@ def create_app(
     api = api or ApiSettings()
     metrics = Metrics()
     errors = _ErrorCallback()
-    producer = make_producer(kafka, {**api.producer_overrides(), "error_cb": errors})
+    callbacks: dict[str, object] = {"error_cb": errors}
+    if api.stats_interval_ms:
+        callbacks["stats_cb"] = metrics.producer.on_stats
+    producer = make_producer(kafka, {**api.producer_overrides(), **callbacks})
     publisher = AdEventPublisher(producer, api.topic, metrics, on_fatal)
     errors.publisher = publisher
 

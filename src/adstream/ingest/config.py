@@ -33,6 +33,13 @@ class ApiSettings(BaseSettings):
         "so under closed-loop load every ms here costs throughput (2 ms: 14.7k req/s, 1 ms: "
         "19.5k req/s in bench/RESULTS.md)",
     )
+    stats_interval_ms: int = Field(
+        default=5000,
+        ge=0,
+        le=3_600_000,
+        description="how often librdkafka reports broker round trips, retries and batch "
+        "sizes for /metrics (0: never)",
+    )
     shutdown_flush_s: float = Field(default=10.0, ge=0)
     retry_after_s: int = Field(default=1, ge=0)
     hot_path: bool = Field(
@@ -66,4 +73,5 @@ class ApiSettings(BaseSettings):
             "request.timeout.ms": min(timeout_ms, 30_000),
             "queue.buffering.max.messages": self.queue_max_messages,
             "linger.ms": self.linger_ms,
+            "statistics.interval.ms": self.stats_interval_ms,
         }

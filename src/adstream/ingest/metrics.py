@@ -30,6 +30,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from adstream.ingest.config import MULTIPROC_ENV
+from adstream.ingest.producer_stats import ProducerStats
 
 # Label values come from fixed sets, never from the client: any other method string or
 # an unmatched raw path would otherwise make a new time series per request.
@@ -123,6 +124,7 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=reg,
         )
+        self.producer = ProducerStats(reg)
         self._bounds = (*_LATENCY_BUCKETS, float("inf"))
         self._requests: dict[tuple[str, str, int], int] = {}
         self._latencies: dict[tuple[str, str], _Observations] = {}

@@ -1,4 +1,4 @@
-"""Grafana dashboards as code: the API and aggregator dashboards, written as JSON into
+"""Grafana dashboards as code: the API, producer and aggregator dashboards, written as JSON into
 ``deploy/grafana`` by `adstream monitor dashboards`.
 
 Plain dictionaries in Grafana's dashboard JSON model (schema 39, Grafana 10/11) rather
@@ -162,6 +162,68 @@ API_PANELS = [
     ),
 ]
 
+PRODUCER_PANELS = [
+    Panel(
+        "Broker round trip (p99, slowest worker)",
+        "s",
+        (
+            Query(
+                f'max by (broker) (adstream_producer_broker_rtt_seconds{{job="{API}",'
+                'quantile="0.99"})',
+                "broker {{broker}}",
+            ),
+        ),
+        "From librdkafka's statistics (ADSTREAM_API_STATS_INTERVAL_MS): a broker whose round "
+        "trip grows explains a slow ack before the request latency shows it.",
+    ),
+    Panel(
+        "Requests in flight per broker",
+        "short",
+        (
+            Query(
+                f'sum by (broker) (adstream_producer_inflight_requests{{job="{API}"}})',
+                "broker {{broker}}",
+            ),
+        ),
+    ),
+    Panel(
+        "Retries, errors and timeouts per broker",
+        "ops",
+        tuple(
+            Query(
+                f'sum by (broker) (rate(adstream_producer_{name}_total{{job="{API}"}}[1m]))',
+                f"{name.replace('_', ' ')} {{{{broker}}}}",
+            )
+            for name in ("retries", "request_errors", "request_timeouts")
+        ),
+        "Retries follow leader changes and timeouts; errors that persist end as 503s.",
+    ),
+    Panel(
+        "Batch size",
+        "bytes",
+        tuple(
+            Query(
+                f'max by (topic) (adstream_producer_batch_size_bytes{{job="{API}",'
+                f'quantile="{q}"}})',
+                f"{{{{topic}}}} p{label}",
+            )
+            for q, label in (("0.5", "50"), ("0.99", "99"))
+        ),
+    ),
+    Panel(
+        "Messages per batch",
+        "short",
+        tuple(
+            Query(
+                f'max by (topic) (adstream_producer_batch_messages{{job="{API}",quantile="{q}"}})',
+                f"{{{{topic}}}} p{label}",
+            )
+            for q, label in (("0.5", "50"), ("0.99", "99"))
+        ),
+        "linger.ms (ADSTREAM_API_LINGER_MS) trades these against each request's wait.",
+    ),
+]
+
 AGGREGATOR_PANELS = [
     Panel(
         "Events by outcome",
@@ -225,6 +287,9 @@ AGGREGATOR_PANELS = [
 
 DASHBOARDS = {
     "adstream-api.json": dashboard("adstream-api", "adstream: ingest API", API_PANELS),
+    "adstream-producer.json": dashboard(
+        "adstream-producer", "adstream: Kafka producer (librdkafka)", PRODUCER_PANELS
+    ),
     "adstream-aggregator.json": dashboard(
         "adstream-aggregator", "adstream: aggregator", AGGREGATOR_PANELS
     ),
