@@ -59,9 +59,8 @@ rules:
 
 
 def agent_jar(version: str = JMX_EXPORTER_VERSION, cache_dir: Path | None = None) -> Path:
-    return (cache_dir or default_cache_dir()) / f"jmx-exporter-{version}" / "lib" / (
-        f"jmx_prometheus_javaagent-{version}.jar"
-    )
+    folder = (cache_dir or default_cache_dir()) / f"jmx-exporter-{version}" / "lib"
+    return folder / f"jmx_prometheus_javaagent-{version}.jar"
 
 
 def ensure_agent(
