@@ -23,3 +23,9 @@ def exported_series() -> set[str]:
 def named_metrics(expr: str) -> set[str]:
     """The adstream metric names a PromQL expression mentions."""
     return set(re.findall(r"\badstream_[a-z_]+", expr))
+
+
+def broker_metrics(expr: str) -> set[str]:
+    """The Kafka broker metric names (the JMX exporter's) a PromQL expression mentions:
+    checked against a live broker's exporter, as the code does not register them."""
+    return set(re.findall(r"\b(?:kafka|java_lang)_[A-Za-z0-9_]+", expr))

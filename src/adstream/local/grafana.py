@@ -1,5 +1,5 @@
-"""Grafana dashboards as code: the API, producer and aggregator dashboards, written as JSON into
-``deploy/grafana`` by `adstream monitor dashboards`.
+"""Grafana dashboards as code: the API, producer, aggregator and Kafka broker dashboards,
+written as JSON into ``deploy/grafana`` by `adstream monitor dashboards`.
 
 Plain dictionaries in Grafana's dashboard JSON model (schema 39, Grafana 10/11) rather
 than an SDK dependency: a dashboard here is a list of panels, each a few PromQL queries
@@ -224,6 +224,94 @@ PRODUCER_PANELS = [
     ),
 ]
 
+KAFKA = 'job=~"kafka-jmx|msk-jmx"'
+"""The local brokers' JMX exporter and Amazon MSK's open monitoring: the same names."""
+
+
+def _broker_rate(name: str) -> str:
+    # topic="": the broker-wide meter, not one of the per-topic ones.
+    return (
+        "sum by (instance) (rate(kafka_server_BrokerTopicMetrics_Count"
+        f'{{{KAFKA},name="{name}",topic=""}}[1m]))'
+    )
+
+
+def _replica_value(name: str) -> str:
+    return f'sum by (instance) (kafka_server_ReplicaManager_Value{{{KAFKA},name="{name}"}})'
+
+
+KAFKA_PANELS = [
+    Panel(
+        "Bytes in and out per broker",
+        "Bps",
+        (
+            Query(_broker_rate("BytesInPerSec"), "in {{instance}}"),
+            Query(_broker_rate("BytesOutPerSec"), "out {{instance}}"),
+        ),
+    ),
+    Panel(
+        "Messages in per broker",
+        "ops",
+        (Query(_broker_rate("MessagesInPerSec"), "{{instance}}"),),
+    ),
+    Panel(
+        "Under-replicated and offline partitions",
+        "short",
+        (
+            Query(_replica_value("UnderReplicatedPartitions"), "under-replicated {{instance}}"),
+            Query(
+                "max (kafka_controller_KafkaController_Value"
+                f'{{{KAFKA},name="OfflinePartitionsCount"}})',
+                "offline",
+            ),
+        ),
+        "Alerts KafkaUnderReplicatedPartitions and KafkaOfflinePartitions.",
+    ),
+    Panel(
+        "ISR shrinks and expands",
+        "ops",
+        tuple(
+            Query(
+                "sum by (instance) (rate(kafka_server_ReplicaManager_Count"
+                f'{{{KAFKA},name="Isr{change}PerSec"}}[5m]))',
+                f"{change.lower()} {{{{instance}}}}",
+            )
+            for change in ("Shrinks", "Expands")
+        ),
+        "A follower falling out of sync and back: steady churn means a slow or flapping broker.",
+    ),
+    Panel(
+        "Request time p99 (produce, fetch)",
+        "ms",
+        (
+            Query(
+                "max by (instance, request) (kafka_network_RequestMetrics_99thPercentile"
+                f'{{{KAFKA},name="TotalTimeMs",request=~"Produce|FetchConsumer|FetchFollower"}})',
+                "{{request}} {{instance}}",
+            ),
+        ),
+        "Produce includes waiting for the in-sync replicas (acks=all).",
+    ),
+    Panel(
+        "Partitions and leaders per broker",
+        "short",
+        (
+            Query(_replica_value("PartitionCount"), "partitions {{instance}}"),
+            Query(_replica_value("LeaderCount"), "leaders {{instance}}"),
+        ),
+    ),
+    Panel(
+        "Broker heap used",
+        "bytes",
+        (
+            Query(
+                f"sum by (instance) (java_lang_Memory_HeapMemoryUsage_used{{{KAFKA}}})",
+                "{{instance}}",
+            ),
+        ),
+    ),
+]
+
 AGGREGATOR_PANELS = [
     Panel(
         "Events by outcome",
@@ -290,6 +378,7 @@ DASHBOARDS = {
     "adstream-producer.json": dashboard(
         "adstream-producer", "adstream: Kafka producer (librdkafka)", PRODUCER_PANELS
     ),
+    "kafka-brokers.json": dashboard("adstream-kafka", "adstream: Kafka brokers", KAFKA_PANELS),
     "adstream-aggregator.json": dashboard(
         "adstream-aggregator", "adstream: aggregator", AGGREGATOR_PANELS
     ),

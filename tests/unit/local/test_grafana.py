@@ -1,5 +1,6 @@
 """deploy/grafana: the committed dashboards are what adstream.local.grafana generates, and
-each panel's query is valid PromQL naming only metrics the code registers."""
+each panel's query is valid PromQL naming only metrics the code registers (the Kafka
+brokers' own metrics are checked against a live broker's exporter instead)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from adstream.local.grafana import DASHBOARDS, render
-from tests.support.metrics import exported_series, named_metrics
+from tests.support.metrics import broker_metrics, exported_series, named_metrics
 
 GRAFANA = Path(__file__).resolve().parents[3] / "deploy" / "grafana"
 
@@ -39,7 +40,7 @@ def test_every_panel_names_only_exported_metrics() -> None:
     assert len(queries()) >= 12
     for board, title, expr in queries():
         named = named_metrics(expr)
-        assert named, f"{board} / {title}: no adstream metric in {expr}"
+        assert named or broker_metrics(expr), f"{board} / {title}: no known metric in {expr}"
         assert named <= exported, f"{board} / {title}: unknown metrics {named - exported}"
 
 
