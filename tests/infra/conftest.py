@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,49 @@ class Synth:
     def resources(self, type_: str) -> dict[str, dict[str, Any]]:
         return {k: r for k, r in self.template["Resources"].items() if r["Type"] == type_}
 
+    def direct_dependencies(self, logical_id: str) -> set[str]:
+        """Resources `logical_id` waits for: DependsOn, Ref, Fn::GetAtt and ${X} in Fn::Sub."""
+        resource = self.template["Resources"][logical_id]
+        found = set(_as_list(resource.get("DependsOn", [])))
+        _collect_references(resource.get("Properties", {}), found)
+        return found & set(self.template["Resources"])
+
+    def dependencies(self, logical_id: str) -> set[str]:
+        """Everything CloudFormation must create before `logical_id` (transitively)."""
+        seen: set[str] = set()
+        todo = [logical_id]
+        while todo:
+            for dep in self.direct_dependencies(todo.pop()) - seen:
+                seen.add(dep)
+                todo.append(dep)
+        return seen
+
     def one(self, type_: str) -> dict[str, Any]:
         found = self.resources(type_)
         assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
         return next(iter(found.values()))["Properties"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _collect_references(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        if "Ref" in node:
+            found.add(node["Ref"])
+        if "Fn::GetAtt" in node:
+            target = node["Fn::GetAtt"]
+            found.add(target[0] if isinstance(target, list) else target.split(".")[0])
+        if "Fn::Sub" in node:
+            body = node["Fn::Sub"]
+            text = body if isinstance(body, str) else body[0]
+            found.update(name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text))
+        for value in node.values():
+            _collect_references(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _collect_references(item, found)
 
 
 class SynthCache:

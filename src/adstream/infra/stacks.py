@@ -58,7 +58,11 @@ class AdstreamStack(Stack):
         )
         roles = KafkaRoles(self, "Iam", profile=profile, cluster_arn=cluster.arn)
         brokers = BootstrapBrokers(
-            self, "Bootstrap", cluster_arn=cluster.arn, auth=profile.clients.auth
+            self,
+            "Bootstrap",
+            cluster_arn=cluster.arn,
+            cluster_name=cluster.name,
+            auth=profile.clients.auth,
         )
         services = ClientServices(
             self,
