@@ -33,8 +33,18 @@ def variant_profile() -> Profile:
     return parse_profile(data, "variant")
 
 
+def next_kafka_profile() -> Profile:
+    """dev after a Kafka version bump: what the first update after an upgrade deploys."""
+    data = yaml.safe_load((PROFILE_DIR / "dev.yaml").read_text())
+    data["cluster"]["kafka_version"] = "3.9.x"
+    return parse_profile(data, "dev-next-kafka")
+
+
+VARIANTS = {"variant": variant_profile, "dev-next-kafka": next_kafka_profile}
+
+
 def profile_named(name: str) -> Profile:
-    return variant_profile() if name == "variant" else load_profile(name)
+    return VARIANTS[name]() if name in VARIANTS else load_profile(name)
 
 
 @dataclass
