@@ -21,9 +21,21 @@ EXISTING_CA = (
 )
 
 
+TEST_IMAGE = {"source": "ecr", "repository": "adstream", "tag": "test-1"}
+"""Tests deploy a fixed ECR tag: synth then needs no prepared build context (asset mode has
+its own test with a context of its own)."""
+
+
+def shipped_data(name: str) -> dict[str, Any]:
+    """A shipped profile's YAML with the test image."""
+    data: dict[str, Any] = yaml.safe_load((PROFILE_DIR / f"{name}.yaml").read_text())
+    data.setdefault("clients", {})["image"] = TEST_IMAGE
+    return data
+
+
 def variant_profile() -> Profile:
     """dev with plaintext (TLS_PLAINTEXT), mTLS through an existing CA, SCRAM clients, NAT."""
-    data = yaml.safe_load((PROFILE_DIR / "dev.yaml").read_text())
+    data = shipped_data("dev")
     data["name"] = "variant"
     data["cluster"]["name"] = "adstream-variant"
     data["cluster"]["client_broker"] = "TLS_PLAINTEXT"
@@ -35,7 +47,7 @@ def variant_profile() -> Profile:
 
 def next_kafka_profile() -> Profile:
     """dev after a Kafka version bump: what the first update after an upgrade deploys."""
-    data = yaml.safe_load((PROFILE_DIR / "dev.yaml").read_text())
+    data = shipped_data("dev")
     data["cluster"]["kafka_version"] = "3.9.x"
     return parse_profile(data, "dev-next-kafka")
 
@@ -44,7 +56,10 @@ VARIANTS = {"variant": variant_profile, "dev-next-kafka": next_kafka_profile}
 
 
 def profile_named(name: str) -> Profile:
-    return VARIANTS[name]() if name in VARIANTS else load_profile(name)
+    if name in VARIANTS:
+        return VARIANTS[name]()
+    load_profile(name)  # the shipped file as it is must be valid
+    return parse_profile(shipped_data(name), name)
 
 
 @dataclass

@@ -27,7 +27,7 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: str) -> None:
     s = synth(name)
     containers = _containers(s)
-    assert set(containers) == {"api", "aggregator"}
+    assert set(containers) == {"api", "aggregator", "apply"}
     (lookup,) = s.resources("Custom::AWS")
     brokers = {"Fn::GetAtt": [lookup, "BootstrapBrokerStringSaslIam"]}
     common = {
@@ -48,18 +48,20 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         "ADSTREAM_AGGREGATE_TOPIC": "ad-events",
         "ADSTREAM_AGGREGATE_GROUP": "adstream-aggregator",
     }
-    assert containers["api"]["Command"] == ["adstream", "serve"]
+    assert containers["api"]["EntryPoint"] == ["adstream"]
+    assert containers["api"]["Command"] == ["serve"]
+    assert containers["aggregator"]["Command"] == ["aggregate"]
     assert containers["api"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamProducer")
     assert containers["aggregator"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamAggregator")
-    for container in containers.values():
-        assert "Secrets" not in container
+    for name in ("api", "aggregator"):
+        assert "Secrets" not in containers[name]
 
 
 def test_scram_clients_get_credentials_as_secrets_not_environment(synth: SynthCache) -> None:
     s = synth("variant")
     containers = _containers(s)
     (lookup,) = s.resources("Custom::AWS")
-    for name, user in (("api", "ingest"), ("aggregator", "aggregator")):
+    for name, user in (("api", "adstream-api"), ("aggregator", "adstream-aggregator")):
         env = _env(containers[name])
         assert env["ADSTREAM_KAFKA_SECURITY"] == "scram"
         assert env["ADSTREAM_KAFKA_BOOTSTRAP_SERVERS"] == {

@@ -113,7 +113,10 @@ def test_scram_secrets_are_msk_named_cmk_encrypted_and_associated(
     secrets = s.resources("AWS::SecretsManager::Secret")
     names = sorted(r["Properties"]["Name"] for r in secrets.values())
     cluster = s.profile.cluster.name
-    assert names == [f"AmazonMSK_{cluster}_aggregator", f"AmazonMSK_{cluster}_ingest"]
+    assert names == [
+        f"AmazonMSK_{cluster}_adstream-aggregator",
+        f"AmazonMSK_{cluster}_adstream-api",
+    ]
     for secret in secrets.values():
         key = secret["Properties"]["KmsKeyId"]["Fn::GetAtt"][0]
         assert s.template["Resources"][key]["Properties"]["EnableKeyRotation"] is True

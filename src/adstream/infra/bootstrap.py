@@ -33,7 +33,7 @@ _SINGLETON_ID = "AWS679f53fac002430cb0da5b7982bd2287"
 
 
 class BootstrapBrokers(Construct):
-    """`brokers`: the comma-separated `host:port` list for `auth`, resolved at deploy time."""
+    """`brokers[auth]`: the comma-separated `host:port` list per auth mode, at deploy time."""
 
     def __init__(
         self,
@@ -42,20 +42,20 @@ class BootstrapBrokers(Construct):
         *,
         cluster_arn: str,
         cluster_name: str,
-        auth: ClientAuth,
+        auths: tuple[ClientAuth, ...],
     ) -> None:
         super().__init__(scope, construct_id)
         any_cluster_named = Fn.sub(
             "arn:${AWS::Partition}:kafka:${AWS::Region}:${AWS::AccountId}:"
             f"cluster/{cluster_name}/*"
         )
-        field = BROKER_STRING_FIELD[auth]
+        fields = [BROKER_STRING_FIELD[auth] for auth in auths]
         call = cr.AwsSdkCall(
             service="Kafka",
             action="getBootstrapBrokers",
             parameters={"ClusterArn": cluster_arn},
             physical_resource_id=cr.PhysicalResourceId.of(cluster_arn),
-            output_paths=[field],
+            output_paths=fields,
         )
         lookup = cr.AwsCustomResource(
             self,
@@ -71,7 +71,9 @@ class BootstrapBrokers(Construct):
                 ]
             ),
         )
-        self.brokers = lookup.get_response_field(field)
+        self.brokers = {
+            auth: lookup.get_response_field(BROKER_STRING_FIELD[auth]) for auth in auths
+        }
         acknowledge_wildcard_resource(
             self,
             any_cluster_named,

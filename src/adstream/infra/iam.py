@@ -36,6 +36,21 @@ ADMIN_TOPIC_ACTIONS = (
     "kafka-cluster:DescribeTopicDynamicConfiguration",
     "kafka-cluster:AlterTopicDynamicConfiguration",
 )
+# The deploy-time `kafka apply`: ACLs are cluster operations on MSK IAM (CreateAcls needs
+# AlterCluster, DescribeAcls DescribeCluster); topics only those the desired state names;
+# no Delete*, because the deploy never runs with --allow-delete.
+APPLY_CLUSTER_ACTIONS = (
+    "kafka-cluster:Connect",
+    "kafka-cluster:DescribeCluster",
+    "kafka-cluster:AlterCluster",
+)
+APPLY_TOPIC_ACTIONS = (
+    "kafka-cluster:CreateTopic",
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:AlterTopic",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "kafka-cluster:AlterTopicDynamicConfiguration",
+)
 ADMIN_GROUP_ACTIONS = (
     "kafka-cluster:DescribeGroup",
     "kafka-cluster:AlterGroup",
@@ -53,10 +68,17 @@ def kafka_arn(cluster_arn: str, cluster_name: str, kind: str, name: str) -> str:
 
 
 class KafkaRoles(Construct):
-    """Producer and aggregator task roles and an operator admin role."""
+    """Producer and aggregator task roles, the deploy-time apply's role (when `apply_topics`
+    is given) and an operator admin role."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, profile: Profile, cluster_arn: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        profile: Profile,
+        cluster_arn: str,
+        apply_topics: list[str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         name, topic = profile.cluster.name, profile.topic
@@ -78,6 +100,20 @@ class KafkaRoles(Construct):
         dead_letters = kafka_arn(cluster_arn, name, "topic", f"{topic.name}.dlq")
         self._allow(self.aggregator, AGGREGATOR_DEAD_LETTER_ACTIONS, dead_letters)
         self._allow(self.aggregator, AGGREGATOR_GROUP_ACTIONS, group_arn)
+
+        self.apply: iam.Role | None = None
+        if apply_topics is not None:
+            self.apply = iam.Role(
+                self,
+                "KafkaApply",
+                assumed_by=tasks,
+                description="deploy-time kafka apply: topics and ACLs of deploy/kafka.yaml",
+            )
+            self._allow(self.apply, APPLY_CLUSTER_ACTIONS, cluster_arn)
+            for managed in apply_topics:
+                self._allow(
+                    self.apply, APPLY_TOPIC_ACTIONS, kafka_arn(cluster_arn, name, "topic", managed)
+                )
 
         self.admin = iam.Role(
             self,
