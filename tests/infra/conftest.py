@@ -52,10 +52,51 @@ def next_kafka_profile() -> Profile:
     return parse_profile(data, "dev-next-kafka")
 
 
-VARIANTS = {"variant": variant_profile, "dev-next-kafka": next_kafka_profile}
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-4444"
+DATABASE = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:adstream-db-AbCdEf"
+DIGEST = "sha256:" + "ab" * 32
 
 
-def profile_named(name: str) -> Profile:
+def complete_profile() -> Profile:
+    """dev with everything optional set: HTTPS certificate, alarm e-mail, count database (so
+    the aggregator runs), the image by digest."""
+    data = shipped_data("dev")
+    data["name"] = "complete"
+    data["clients"]["image"] = {"source": "ecr", "repository": "adstream", "tag": DIGEST}
+    data["clients"]["certificate_arn"] = CERTIFICATE
+    data["clients"]["database_secret_arn"] = DATABASE
+    data["clients"]["aggregator"]["desired_count"] = 1
+    data["alarms"] = {"email": "oncall@example.com"}
+    return parse_profile(data, "complete")
+
+
+def asset_context(root: Path, marker: str = "1") -> Path:
+    """A build context as `make image` prepares one (tests need no container engine: synth
+    only hashes and stages it; `cdk deploy` builds it)."""
+    context = root / f"image-context-{marker}"
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "Containerfile").write_text(f"FROM scratch\nLABEL marker={marker}\n")
+    return context
+
+
+def asset_profile(root: Path, marker: str = "1") -> Profile:
+    """serverless with the image built from a context by `cdk deploy` (the shipped default)."""
+    data = shipped_data("serverless")
+    data["clients"]["image"] = {"source": "asset", "context": str(asset_context(root, marker))}
+    return parse_profile(data, "asset")
+
+
+VARIANTS = {
+    "variant": variant_profile,
+    "dev-next-kafka": next_kafka_profile,
+    "complete": complete_profile,
+}
+
+
+def profile_named(name: str, root: Path | None = None) -> Profile:
+    if name == "asset":
+        assert root is not None, "the asset profile needs a directory for its context"
+        return asset_profile(root)
     if name in VARIANTS:
         return VARIANTS[name]()
     load_profile(name)  # the shipped file as it is must be valid
@@ -125,7 +166,7 @@ class SynthCache:
 
     def __call__(self, name: str) -> Synth:
         if name not in self._done:
-            profile = profile_named(name)
+            profile = profile_named(name, self._root)
             result = synthesize(profile, self._root / name, strict=False)
             (template,) = result.templates
             self._done[name] = Synth(profile, result, json.loads(template.read_text()))
