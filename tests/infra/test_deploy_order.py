@@ -54,6 +54,9 @@ def test_kafka_apply_runs_after_the_cluster_and_before_both_services(
     s = synth(name)
     run = _apply_run(s)
     assert _cluster_id(s) in s.dependencies(run)
+    (policy,) = [k for k in s.resources("AWS::IAM::Policy") if k.startswith("IamKafkaApply")]
+    assert policy in s.dependencies(run)
+    assert _cluster_id(s) not in s.dependencies(policy)  # created early: no IAM race
     for service in s.resources("AWS::ECS::Service"):
         assert run in s.template["Resources"][service]["DependsOn"], service
     if s.profile.cluster.auth.scram:  # the users exist before anything is applied for them
@@ -95,16 +98,18 @@ def test_kafka_apply_role_is_limited_to_the_files_topics_and_acls(synth: SynthCa
         for k, r in s.resources("AWS::IAM::Policy").items()
         if k.startswith("IamKafkaApplyDefaultPolicy")
     ]
-    cluster = _cluster_id(s)
-    resources = [statement["Resource"] for statement in policy]
-    assert resources[0] == {"Ref": cluster}
+    resources = [statement["Resource"]["Fn::Sub"] for statement in policy]
+    prefix = "arn:${AWS::Partition}:kafka:${AWS::Region}:${AWS::AccountId}:"
+    assert resources[0] == f"{prefix}cluster/adstream-prod/*"
     assert policy[0]["Action"] == [
         "kafka-cluster:Connect",
         "kafka-cluster:DescribeCluster",
         "kafka-cluster:AlterCluster",
     ]
-    topics = [r["Fn::Sub"][0].rsplit("/", 1)[-1] for r in resources[1:]]
-    assert topics == ["ad-events", "ad-events.dlq"]  # what deploy/kafka.yaml names
+    assert resources[1:] == [  # what deploy/kafka.yaml names
+        f"{prefix}topic/adstream-prod/*/ad-events",
+        f"{prefix}topic/adstream-prod/*/ad-events.dlq",
+    ]
     actions = {a for statement in policy for a in statement["Action"]}
     assert not {a for a in actions if "Delete" in a or "Data" in a}
 

@@ -67,6 +67,16 @@ def kafka_arn(cluster_arn: str, cluster_name: str, kind: str, name: str) -> str:
     )
 
 
+def kafka_name_pattern(cluster_name: str, kind: str, name: str | None = None) -> str:
+    """The same ARN with any cluster UUID: a policy on it does not wait for the cluster, so
+    it exists (and IAM has propagated) long before the cluster's first client runs."""
+    suffix = "" if name is None else f"/{name}"
+    return Fn.sub(
+        "arn:${AWS::Partition}:kafka:${AWS::Region}:${AWS::AccountId}:"
+        f"{kind}/{cluster_name}/*{suffix}"
+    )
+
+
 class KafkaRoles(Construct):
     """Producer and aggregator task roles, the deploy-time apply's role (when `apply_topics`
     is given) and an operator admin role."""
@@ -109,10 +119,20 @@ class KafkaRoles(Construct):
                 assumed_by=tasks,
                 description="deploy-time kafka apply: topics and ACLs of deploy/kafka.yaml",
             )
-            self._allow(self.apply, APPLY_CLUSTER_ACTIONS, cluster_arn)
-            for managed in apply_topics:
-                self._allow(
-                    self.apply, APPLY_TOPIC_ACTIONS, kafka_arn(cluster_arn, name, "topic", managed)
+            # Name patterns, not the cluster's ARN: the apply runs right after the cluster
+            # exists, and a policy created only then could still be propagating.
+            patterns = [(APPLY_CLUSTER_ACTIONS, kafka_name_pattern(name, "cluster"))]
+            patterns += [
+                (APPLY_TOPIC_ACTIONS, kafka_name_pattern(name, "topic", topic))
+                for topic in apply_topics
+            ]
+            for actions, pattern in patterns:
+                self._allow(self.apply, actions, pattern)
+                acknowledge_wildcard_resource(
+                    self.apply,
+                    pattern,
+                    "only the cluster UUID is a wildcard (one cluster has this name), so the "
+                    "policy does not wait for the cluster and has propagated when the apply runs",
                 )
 
         self.admin = iam.Role(

@@ -101,6 +101,7 @@ class AdstreamStack(Stack):
                 subnets=network.private_subnets,
                 security_group=groups.clients,
             )
+            kafka_apply.resource.node.add_dependency(roles.apply)  # with its policy
             if scram is not None:
                 kafka_apply.resource.node.add_dependency(scram.association)
             run = kafka_apply.resource.node.default_child
