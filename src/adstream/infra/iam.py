@@ -121,7 +121,9 @@ class KafkaRoles(Construct):
             )
             # Name patterns, not the cluster's ARN: the apply runs right after the cluster
             # exists, and a policy created only then could still be propagating.
-            patterns = [(APPLY_CLUSTER_ACTIONS, kafka_name_pattern(name, "cluster"))]
+            patterns: list[tuple[tuple[str, ...], str]] = [
+                (APPLY_CLUSTER_ACTIONS, kafka_name_pattern(name, "cluster"))
+            ]
             patterns += [
                 (APPLY_TOPIC_ACTIONS, kafka_name_pattern(name, "topic", topic))
                 for topic in apply_topics
