@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,21 @@ EXISTING_CA = (
 )
 
 
+TEST_IMAGE = {"source": "ecr", "repository": "adstream", "tag": "test-1"}
+"""Tests deploy a fixed ECR tag: synth then needs no prepared build context (asset mode has
+its own test with a context of its own)."""
+
+
+def shipped_data(name: str) -> dict[str, Any]:
+    """A shipped profile's YAML with the test image."""
+    data: dict[str, Any] = yaml.safe_load((PROFILE_DIR / f"{name}.yaml").read_text())
+    data.setdefault("clients", {})["image"] = TEST_IMAGE
+    return data
+
+
 def variant_profile() -> Profile:
     """dev with plaintext (TLS_PLAINTEXT), mTLS through an existing CA, SCRAM clients, NAT."""
-    data = yaml.safe_load((PROFILE_DIR / "dev.yaml").read_text())
+    data = shipped_data("dev")
     data["name"] = "variant"
     data["cluster"]["name"] = "adstream-variant"
     data["cluster"]["client_broker"] = "TLS_PLAINTEXT"
@@ -32,8 +45,62 @@ def variant_profile() -> Profile:
     return parse_profile(data, "variant")
 
 
-def profile_named(name: str) -> Profile:
-    return variant_profile() if name == "variant" else load_profile(name)
+def next_kafka_profile() -> Profile:
+    """dev after a Kafka version bump: what the first update after an upgrade deploys."""
+    data = shipped_data("dev")
+    data["cluster"]["kafka_version"] = "3.9.x"
+    return parse_profile(data, "dev-next-kafka")
+
+
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-4444"
+DATABASE = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:adstream-db-AbCdEf"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def complete_profile() -> Profile:
+    """dev with everything optional set: HTTPS certificate, alarm e-mail, count database (so
+    the aggregator runs), the image by digest."""
+    data = shipped_data("dev")
+    data["name"] = "complete"
+    data["clients"]["image"] = {"source": "ecr", "repository": "adstream", "tag": DIGEST}
+    data["clients"]["certificate_arn"] = CERTIFICATE
+    data["clients"]["database_secret_arn"] = DATABASE
+    data["clients"]["aggregator"]["desired_count"] = 1
+    data["alarms"] = {"email": "oncall@example.com"}
+    return parse_profile(data, "complete")
+
+
+def asset_context(root: Path, marker: str = "1") -> Path:
+    """A build context as `make image` prepares one (tests need no container engine: synth
+    only hashes and stages it; `cdk deploy` builds it)."""
+    context = root / f"image-context-{marker}"
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "Containerfile").write_text(f"FROM scratch\nLABEL marker={marker}\n")
+    return context
+
+
+def asset_profile(root: Path, marker: str = "1") -> Profile:
+    """serverless with the image built from a context by `cdk deploy` (the shipped default)."""
+    data = shipped_data("serverless")
+    data["clients"]["image"] = {"source": "asset", "context": str(asset_context(root, marker))}
+    return parse_profile(data, "asset")
+
+
+VARIANTS = {
+    "variant": variant_profile,
+    "dev-next-kafka": next_kafka_profile,
+    "complete": complete_profile,
+}
+
+
+def profile_named(name: str, root: Path | None = None) -> Profile:
+    if name == "asset":
+        assert root is not None, "the asset profile needs a directory for its context"
+        return asset_profile(root)
+    if name in VARIANTS:
+        return VARIANTS[name]()
+    load_profile(name)  # the shipped file as it is must be valid
+    return parse_profile(shipped_data(name), name)
 
 
 @dataclass
@@ -45,10 +112,49 @@ class Synth:
     def resources(self, type_: str) -> dict[str, dict[str, Any]]:
         return {k: r for k, r in self.template["Resources"].items() if r["Type"] == type_}
 
+    def direct_dependencies(self, logical_id: str) -> set[str]:
+        """Resources `logical_id` waits for: DependsOn, Ref, Fn::GetAtt and ${X} in Fn::Sub."""
+        resource = self.template["Resources"][logical_id]
+        found = set(_as_list(resource.get("DependsOn", [])))
+        _collect_references(resource.get("Properties", {}), found)
+        return found & set(self.template["Resources"])
+
+    def dependencies(self, logical_id: str) -> set[str]:
+        """Everything CloudFormation must create before `logical_id` (transitively)."""
+        seen: set[str] = set()
+        todo = [logical_id]
+        while todo:
+            for dep in self.direct_dependencies(todo.pop()) - seen:
+                seen.add(dep)
+                todo.append(dep)
+        return seen
+
     def one(self, type_: str) -> dict[str, Any]:
         found = self.resources(type_)
         assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
         return next(iter(found.values()))["Properties"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _collect_references(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        if "Ref" in node:
+            found.add(node["Ref"])
+        if "Fn::GetAtt" in node:
+            target = node["Fn::GetAtt"]
+            found.add(target[0] if isinstance(target, list) else target.split(".")[0])
+        if "Fn::Sub" in node:
+            body = node["Fn::Sub"]
+            text = body if isinstance(body, str) else body[0]
+            found.update(name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text))
+        for value in node.values():
+            _collect_references(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _collect_references(item, found)
 
 
 class SynthCache:
@@ -60,7 +166,7 @@ class SynthCache:
 
     def __call__(self, name: str) -> Synth:
         if name not in self._done:
-            profile = profile_named(name)
+            profile = profile_named(name, self._root)
             result = synthesize(profile, self._root / name, strict=False)
             (template,) = result.templates
             self._done[name] = Synth(profile, result, json.loads(template.read_text()))

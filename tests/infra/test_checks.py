@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from aws_cdk import App, Stack
 from aws_cdk import aws_sns as sns
 from cfnlint.api import ManualArgs, lint
@@ -16,11 +17,11 @@ from typer.testing import CliRunner
 
 from adstream.infra.checks import acknowledge, enable_nag, flatten_reference, read_report
 from adstream.infra.cli import app as cli
-from tests.infra.conftest import SynthCache
+from tests.infra.conftest import SynthCache, shipped_data
 
 pytestmark = pytest.mark.infra
 
-ALL = ("dev", "prod", "serverless", "variant")
+ALL = ("dev", "prod", "serverless", "variant", "complete", "asset")
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -90,10 +91,18 @@ def test_flatten_reference_matches_cdk_nag_format() -> None:
     assert flatten_reference({"Fn::GetAtt": ["Bucket", "Arn"]}) == "<Bucket.Arn>"
 
 
+def _serverless_file(tmp_path: Path) -> Path:
+    """The shipped serverless profile with the test image, as a file for the CLIs."""
+    path = tmp_path / "serverless.yaml"
+    path.write_text(yaml.safe_dump(shipped_data("serverless")))
+    return path
+
+
 def test_cli_synth_writes_the_template(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["synth", "--profile", "serverless", "--out", str(tmp_path)])
+    profile, out = _serverless_file(tmp_path), tmp_path / "out"
+    result = CliRunner().invoke(cli, ["synth", "--profile", str(profile), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    written = tmp_path / "adstream-serverless.template.json"
+    written = out / "adstream-serverless.template.json"
     assert f"wrote {written}" in result.output
     assert "0 open findings" in result.output
     resources = json.loads(written.read_text())["Resources"].values()
@@ -106,7 +115,7 @@ def test_cdk_cli_entry_point_synthesizes_with_nag(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "CDK_OUTDIR": str(tmp_path),
-        "CDK_CONTEXT_JSON": json.dumps({"profile": "serverless"}),
+        "CDK_CONTEXT_JSON": json.dumps({"profile": str(_serverless_file(tmp_path))}),
     }
     subprocess.run([sys.executable, "-m", "adstream.infra"], env=env, check=True, timeout=120)
     assert (tmp_path / "adstream-serverless.template.json").is_file()

@@ -27,7 +27,7 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: str) -> None:
     s = synth(name)
     containers = _containers(s)
-    assert set(containers) == {"api", "aggregator"}
+    assert set(containers) == {"api", "aggregator", "apply"}
     (lookup,) = s.resources("Custom::AWS")
     brokers = {"Fn::GetAtt": [lookup, "BootstrapBrokerStringSaslIam"]}
     common = {
@@ -48,18 +48,20 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         "ADSTREAM_AGGREGATE_TOPIC": "ad-events",
         "ADSTREAM_AGGREGATE_GROUP": "adstream-aggregator",
     }
-    assert containers["api"]["Command"] == ["adstream", "serve"]
+    assert containers["api"]["EntryPoint"] == ["adstream"]
+    assert containers["api"]["Command"] == ["serve"]
+    assert containers["aggregator"]["Command"] == ["aggregate"]
     assert containers["api"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamProducer")
     assert containers["aggregator"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamAggregator")
-    for container in containers.values():
-        assert "Secrets" not in container
+    for name in ("api", "aggregator"):
+        assert "Secrets" not in containers[name]
 
 
 def test_scram_clients_get_credentials_as_secrets_not_environment(synth: SynthCache) -> None:
     s = synth("variant")
     containers = _containers(s)
     (lookup,) = s.resources("Custom::AWS")
-    for name, user in (("api", "ingest"), ("aggregator", "aggregator")):
+    for name, user in (("api", "adstream-api"), ("aggregator", "adstream-aggregator")):
         env = _env(containers[name])
         assert env["ADSTREAM_KAFKA_SECURITY"] == "scram"
         assert env["ADSTREAM_KAFKA_BOOTSTRAP_SERVERS"] == {
@@ -142,3 +144,150 @@ def test_alarms_per_broker_and_cluster_go_to_the_encrypted_topic(
 
 def test_serverless_has_no_broker_alarms(synth: SynthCache) -> None:
     assert not synth("serverless").resources("AWS::CloudWatch::Alarm")
+
+
+def _group(s: Any, description_prefix: str) -> str:
+    (logical,) = [
+        k
+        for k, r in s.resources("AWS::EC2::SecurityGroup").items()
+        if r["Properties"]["GroupDescription"].startswith(description_prefix)
+    ]
+    return str(logical)
+
+
+@pytest.mark.parametrize(
+    ("name", "port", "protocol"), [("dev", 80, "HTTP"), ("complete", 443, "HTTPS")]
+)
+def test_listener_is_https_with_the_profiles_certificate(
+    synth: SynthCache, name: str, port: int, protocol: str
+) -> None:
+    s = synth(name)
+    listener = s.one("AWS::ElasticLoadBalancingV2::Listener")
+    assert (listener["Port"], listener["Protocol"]) == (port, protocol)
+    if protocol == "HTTPS":
+        assert listener["Certificates"] == [{"CertificateArn": s.profile.clients.certificate_arn}]
+        assert listener["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    lb_group = _group(s, "internal load balancer")
+    ports = {
+        (r["Properties"]["FromPort"], r["Properties"]["CidrIp"])
+        for r in s.resources("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [lb_group, "GroupId"]}
+    } | {
+        (r["FromPort"], r["CidrIp"])
+        for r in s.template["Resources"][lb_group]["Properties"].get("SecurityGroupIngress", [])
+    }
+    assert ports == {(port, s.profile.network.cidr)}
+    assert s.template["Outputs"]["IngestApiUrl"]["Value"]["Fn::Join"][1][0] == (
+        f"{protocol.lower()}://"
+    )
+
+
+@pytest.mark.parametrize("name", ["dev", "complete"])
+def test_metrics_are_not_served_through_the_load_balancer(synth: SynthCache, name: str) -> None:
+    """The API answers /metrics on its port; the ALB answers it with 404 before forwarding,
+    and only the monitoring group reaches the tasks' port directly."""
+    s = synth(name)
+    (listener_id,) = s.resources("AWS::ElasticLoadBalancingV2::Listener")
+    (rule,) = [
+        r["Properties"] for r in s.resources("AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    ]
+    assert rule["ListenerArn"] == {"Ref": listener_id}
+    assert rule["Priority"] == 1
+    assert rule["Conditions"] == [
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/metrics", "/metrics/*"]}}
+    ]
+    assert [a["Type"] for a in rule["Actions"]] == ["fixed-response"]
+    assert rule["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+    clients, monitoring = _group(s, "Kafka clients"), _group(s, "Prometheus scrapers")
+    sources = {
+        r["Properties"]["SourceSecurityGroupId"]["Fn::GetAtt"][0]
+        for r in s.resources("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [clients, "GroupId"]}
+        and r["Properties"]["FromPort"] == s.profile.clients.api_port
+    }
+    assert sources == {monitoring, _group(s, "internal load balancer")}
+
+
+@pytest.mark.parametrize("name", ["dev", "prod", "serverless"])
+def test_default_security_group_is_emptied(synth: SynthCache, name: str) -> None:
+    s = synth(name)
+    (restrict,) = s.resources("Custom::VpcRestrictDefaultSG").values()
+    (vpc,) = s.resources("AWS::EC2::VPC")
+    assert restrict["Properties"]["DefaultSecurityGroupId"] == {
+        "Fn::GetAtt": [vpc, "DefaultSecurityGroup"]
+    }
+
+
+def test_alarm_topic_key_admits_only_this_accounts_cloudwatch(synth: SynthCache) -> None:
+    s = synth("prod")
+    (topic,) = s.resources("AWS::SNS::Topic").values()
+    key = s.template["Resources"][topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]]
+    (statement,) = [
+        st
+        for st in key["Properties"]["KeyPolicy"]["Statement"]
+        if st.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+
+
+@pytest.mark.parametrize(("name", "warned"), [("dev", True), ("complete", False)])
+def test_synth_says_when_alarms_reach_nobody(synth: SynthCache, name: str, warned: bool) -> None:
+    s = synth(name)
+    subscriptions = s.resources("AWS::SNS::Subscription")
+    assert bool(subscriptions) is not warned
+    assert any("alarms.email is not set" in w for w in s.result.warnings) is warned
+
+
+def _image(s: Any, container: str) -> Any:
+    return _containers(s)[container]["Image"]
+
+
+def test_ecr_images_are_pinned_by_digest(synth: SynthCache) -> None:
+    s = synth("complete")
+    for container in ("api", "aggregator", "apply"):
+        image = _image(s, container)
+        assert image["Fn::Join"][1][-1].endswith(f"/adstream@{s.profile.clients.image.tag}")
+
+
+def test_asset_images_are_tagged_by_content_so_a_new_build_rolls_out(
+    synth: SynthCache, tmp_path: Any
+) -> None:
+    s = synth("asset")
+    image = _image(s, "api")["Fn::Sub"]
+    assert "cdk-hnb659fds-container-assets" in image
+    tag = image.rsplit(":", 1)[-1]
+    assert {str(_image(s, c)) for c in ("api", "aggregator", "apply")} == {str(_image(s, "api"))}
+    from adstream.infra.app import synthesize
+    from tests.infra.conftest import asset_profile
+
+    rebuilt = synthesize(asset_profile(tmp_path, marker="2"), tmp_path / "out", strict=False)
+    (template,) = rebuilt.templates
+    assert tag not in template.read_text()
+
+
+def test_a_missing_build_context_is_named_at_synth(tmp_path: Any) -> None:
+    from adstream.infra.app import synthesize
+    from adstream.infra.profiles import ProfileError, parse_profile
+    from tests.infra.conftest import shipped_data
+
+    data = shipped_data("serverless")
+    data["clients"]["image"] = {"source": "asset", "context": str(tmp_path / "nothing")}
+    with pytest.raises(ProfileError, match="no Containerfile in the build context"):
+        synthesize(parse_profile(data), tmp_path / "out")
+
+
+def test_services_read_the_count_database_from_its_secret(synth: SynthCache) -> None:
+    s = synth("complete")
+    containers = _containers(s)
+    arn = s.profile.clients.database_secret_arn
+    assert containers["api"]["Secrets"] == [{"Name": "ADSTREAM_API_DB_URL", "ValueFrom": arn}]
+    assert containers["aggregator"]["Secrets"] == [
+        {"Name": "ADSTREAM_AGGREGATE_DB", "ValueFrom": arn}
+    ]
+    counts = {
+        r["Properties"]["TaskDefinition"]["Ref"]: r["Properties"]["DesiredCount"]
+        for r in s.resources("AWS::ECS::Service").values()
+    }
+    assert sorted(counts.values()) == [1, 1]

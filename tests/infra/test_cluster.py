@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from tests.infra.conftest import EXISTING_CA, SynthCache
 
@@ -110,7 +113,10 @@ def test_scram_secrets_are_msk_named_cmk_encrypted_and_associated(
     secrets = s.resources("AWS::SecretsManager::Secret")
     names = sorted(r["Properties"]["Name"] for r in secrets.values())
     cluster = s.profile.cluster.name
-    assert names == [f"AmazonMSK_{cluster}_aggregator", f"AmazonMSK_{cluster}_ingest"]
+    assert names == [
+        f"AmazonMSK_{cluster}_adstream-aggregator",
+        f"AmazonMSK_{cluster}_adstream-api",
+    ]
     for secret in secrets.values():
         key = secret["Properties"]["KmsKeyId"]["Fn::GetAtt"][0]
         assert s.template["Resources"][key]["Properties"]["EnableKeyRotation"] is True
@@ -134,3 +140,58 @@ def test_serverless_cluster_is_iam_only(synth: SynthCache) -> None:
         "AWS::ACMPCA::CertificateAuthority",
     ):
         assert not s.resources(absent), absent
+
+
+def test_cluster_follows_the_configurations_latest_revision(synth: SynthCache) -> None:
+    """A changed server property makes a new revision; a fixed `Revision: 1` ignored it."""
+    s = synth("dev")
+    (config_id,) = s.resources("AWS::MSK::Configuration")
+    info = s.one("AWS::MSK::Cluster")["ConfigurationInfo"]
+    assert info == {
+        "Arn": {"Fn::GetAtt": [config_id, "Arn"]},
+        "Revision": {"Fn::GetAtt": [config_id, "LatestRevision.Revision"]},
+    }
+
+
+def _create_only(type_: str, region: str) -> list[tuple[str, ...]]:
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, type_).schema
+    return [
+        tuple(p.removeprefix("/properties/").split("/"))
+        for p in schema.get("createOnlyProperties", [])
+    ]
+
+
+def _at(properties: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = properties
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def test_kafka_version_bump_replaces_only_the_configuration_under_a_new_name(
+    synth: SynthCache,
+) -> None:
+    """KafkaVersionsList is create-only: the bump replaces the configuration, which fails
+    if the replacement keeps the old name. The cluster itself must upgrade in place."""
+    before, after = synth("dev"), synth("dev-next-kafka")
+    region = before.profile.region
+    replaced = set()
+    for logical, resource in after.template["Resources"].items():
+        old = before.template["Resources"].get(logical)
+        if old is None or old["Type"] != resource["Type"] or resource["Type"].startswith("Custom"):
+            continue
+        paths = _create_only(resource["Type"], region)
+        changed = [
+            p
+            for p in paths
+            if _at(old.get("Properties", {}), p) != _at(resource.get("Properties", {}), p)
+        ]
+        if changed:
+            replaced.add(resource["Type"])
+            name = ("Name",) if resource["Type"] == "AWS::MSK::Configuration" else None
+            assert name in changed, f"{logical} is replaced under its old name: {changed}"
+    assert replaced == {"AWS::MSK::Configuration"}
+    old_config, new_config = (x.one("AWS::MSK::Configuration") for x in (before, after))
+    assert (old_config["Name"], new_config["Name"]) == ("adstream-dev-3-8-x", "adstream-dev-3-9-x")
+    assert after.one("AWS::MSK::Cluster")["KafkaVersion"] == "3.9.x"
+    assert after.one("AWS::MSK::Cluster")["ClusterName"] == "adstream-dev"

@@ -156,3 +156,91 @@ def test_each_profile_deploys_the_topic_and_group_that_kafka_yaml_grants(name: s
     assert profile.topic.name in desired["topics"]
     aggregator_grants = desired["acls"]["adstream-aggregator"]
     assert {"group": profile.topic.consumer_group, "operations": ["read"]} in aggregator_grants
+
+
+def test_storage_target_utilization_is_within_what_msk_accepts() -> None:
+    data = _dev()
+    data["cluster"]["storage_target_utilization"] = 85
+    assert "cluster.storage_target_utilization: Input should be less than or equal to 80" in (
+        _error(data)
+    )
+    data["cluster"]["storage_target_utilization"] = 80
+    assert parse_profile(data).cluster.storage_target_utilization == 80
+
+
+@pytest.mark.parametrize("mode", ["scram", "mtls"])
+def test_scram_or_mtls_without_the_deploy_time_apply_is_refused(mode: str) -> None:
+    """allow.everyone.if.no.acl.found=false: without ACLs every such request is refused."""
+    data = _dev()
+    data["cluster"]["auth"].update({"scram": False, mode: True})
+    data["kafka_apply"]["enabled"] = False
+    assert f"cluster.auth.{mode}: with allow.everyone.if.no.acl.found=false" in _error(data)
+    data["kafka_apply"]["enabled"] = True
+    assert getattr(parse_profile(data).cluster.auth, mode)
+
+
+def test_iam_only_clusters_may_skip_the_apply() -> None:
+    data = _dev()
+    data["cluster"]["auth"]["scram"] = False
+    data["kafka_apply"]["enabled"] = False
+    assert not parse_profile(data).kafka_apply.enabled
+
+
+def test_the_apply_needs_iam_on_the_cluster() -> None:
+    data = _dev()
+    data["cluster"]["auth"]["iam"] = False
+    data["clients"]["auth"] = "scram"
+    assert "kafka_apply.enabled: the deploy-time apply connects as an IAM principal" in (
+        _error(data)
+    )
+
+
+def test_a_running_aggregator_needs_a_database() -> None:
+    data = _dev()
+    data["clients"]["aggregator"]["desired_count"] = 1
+    assert "clients.aggregator.desired_count: a deployed aggregator needs" in _error(data)
+    data["clients"]["database_secret_arn"] = (
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:adstream-db-AbCdEf"
+    )
+    assert parse_profile(data).clients.aggregator.desired_count == 1
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (
+            {"source": "ecr", "repository": "adstream", "tag": "latest"},
+            "clients.image.tag: latest never rolls out",
+        ),
+        ({"source": "ecr", "repository": "adstream"}, "source ecr needs repository and tag"),
+        ({"source": "asset", "tag": "v1"}, "repository/tag are for source ecr, not asset"),
+        ({"source": "ecr", "repository": "adstream", "tag": "sha256:abc"}, "should match"),
+    ],
+)
+def test_images_must_roll_out(image: dict[str, Any], message: str) -> None:
+    data = _dev()
+    data["clients"]["image"] = image
+    assert message in _error(data)
+
+
+def test_an_image_digest_or_immutable_tag_is_accepted() -> None:
+    data = _dev()
+    for tag in ("sha256:" + "0f" * 32, "2026-11-27.3", "5afb9d6"):
+        data["clients"]["image"] = {"source": "ecr", "repository": "adstream", "tag": tag}
+        assert parse_profile(data).clients.image.tag == tag
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_scram_users_are_the_ones_kafka_yaml_grants_and_reads(name: str) -> None:
+    """The stack creates AmazonMSK_<cluster>_<user> for the users deploy/kafka.yaml names,
+    and the environment's overlay reads exactly those secrets."""
+    deploy = PROFILE_DIR.parents[1] / "deploy"
+    base = yaml.safe_load((deploy / "kafka.yaml").read_text())
+    overlay = yaml.safe_load((deploy / f"kafka.{name}.yaml").read_text())
+    profile = load_profile(name)
+    users = profile.cluster.auth.scram_users
+    assert set(users) == set(base["users"]) == set(overlay["users"])
+    assert set(users) <= set(base["acls"])
+    for user in users:
+        expected = f"aws_secret:AmazonMSK_{profile.cluster.name}_{user}"
+        assert overlay["users"][user]["password"] == expected

@@ -24,7 +24,10 @@ def main() -> None:
         profile = load_profile(name)
     except ProfileError as exc:
         sys.exit(f"error: {exc}")
-    AdstreamStack(app, profile=profile)
+    try:
+        AdstreamStack(app, profile=profile)
+    except ProfileError as exc:  # a file the profile names is missing
+        sys.exit(f"error: {exc}")
     enable_nag(app)
     app.synth()
 

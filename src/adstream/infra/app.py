@@ -34,6 +34,8 @@ class SynthResult:
     assembly: cx_api.CloudAssembly | None
     findings: list[Finding] = field(default_factory=list)
     acknowledged: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Synthesis warnings of the stacks (e.g. alarms nobody receives)."""
 
 
 def build_app(profile: Profile, outdir: Path, *, nag: bool = True) -> tuple[App, AdstreamStack]:
@@ -67,4 +69,14 @@ def synthesize(
         if assembly is not None
         else sorted(outdir.glob("*.template.json"))
     )
-    return SynthResult(outdir, templates, assembly, findings, acknowledged)
+    warnings = (
+        [
+            str(message.entry.data)
+            for stack in assembly.stacks
+            for message in stack.messages
+            if message.level is cx_api.SynthesisMessageLevel.WARNING
+        ]
+        if assembly is not None
+        else []
+    )
+    return SynthResult(outdir, templates, assembly, findings, acknowledged, warnings)

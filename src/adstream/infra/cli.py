@@ -54,9 +54,14 @@ def synth(
 
     try:
         result = synthesize(loaded, out)
+    except ProfileError as exc:  # a file the profile names (image context, kafka overlay)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except NagFindingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     for template in result.templates:
         typer.echo(f"wrote {template}")
     typer.echo(

@@ -3,8 +3,16 @@
 The ingest API (producer) sits behind an *internal* Application Load Balancer; the aggregator
 (consumer) has no inbound traffic. Both run in the client security group, the only one the
 brokers admit, with the IAM task roles from `iam.py`. Kafka settings arrive as environment
-variables named as `adstream.kafka` reads them (`ADSTREAM_KAFKA_*`); SCRAM credentials
-arrive as ECS secrets from Secrets Manager, never as plain environment.
+variables named as `adstream.kafka` reads them (`ADSTREAM_KAFKA_*`); SCRAM credentials and
+the count database's URL arrive as ECS secrets from Secrets Manager, never as plain
+environment.
+
+The image is built from the profile's context by `cdk deploy` (an asset tagged by its content
+hash) or taken from ECR at an immutable tag or digest: either way a new build is a new task
+definition, so it rolls out. The load balancer listens on HTTPS with the profile's ACM
+certificate (plain HTTP only without one), answers `/metrics` itself with 404, and the
+tasks' API port admits the monitoring security group, so Prometheus scrapes each task
+directly and the metrics never pass the load balancer.
 """
 
 from __future__ import annotations
@@ -21,19 +29,59 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from adstream.infra.checks import acknowledge
-from adstream.infra.profiles import ClientAuth, Profile, ServiceProfile
+from adstream.infra.profiles import (
+    PROJECT_ROOT,
+    ClientAuth,
+    ImageProfile,
+    ImageSource,
+    Profile,
+    ProfileError,
+    ServiceProfile,
+)
 
-LISTENER_PORT = 80
+HTTP_PORT = 80
+HTTPS_PORT = 443
+ENTRY_POINT = ("adstream",)
+"""The image's command; profiles give its arguments (`serve`, `aggregate`, `kafka apply`)."""
+METRICS_PATHS = ("/metrics", "/metrics/*")
+"""Answered by the load balancer with 404: Prometheus scrapes the tasks from its own group."""
+DATABASE_ENV = {"api": "ADSTREAM_API_DB_URL", "aggregator": "ADSTREAM_AGGREGATE_DB"}
+"""Where `adstream serve` and `adstream aggregate` read the count database's URL."""
+API_USER, AGGREGATOR_USER = "adstream-api", "adstream-aggregator"
+"""The services' Kafka principals (SCRAM user names), as deploy/kafka.yaml grants them."""
 
 
-def kafka_environment(profile: Profile, brokers: str, client_id: str) -> dict[str, str]:
-    """Connection settings shared by both services (non-secret only)."""
+class ImageContextError(ProfileError):
+    """The profile's image build context or file is missing."""
+
+
+def container_image(image: ImageProfile, scope: Construct) -> ecs.ContainerImage:
+    """The task image: a content-hashed asset, or ECR at an immutable tag or digest."""
+    if image.source is ImageSource.ECR:
+        assert image.repository, "profile validation requires it"
+        assert image.tag, "profile validation requires it"
+        repository = ecr.Repository.from_repository_name(scope, "Repository", image.repository)
+        return ecs.ContainerImage.from_ecr_repository(repository, image.tag)
+    context = PROJECT_ROOT / image.context
+    if not (context / image.file).is_file():
+        raise ImageContextError(
+            f"clients.image: no {image.file} in the build context {context}; prepare it "
+            "(`make image` writes build/image) or use source ecr with an immutable tag"
+        )
+    return ecs.ContainerImage.from_asset(str(context), file=image.file)
+
+
+def kafka_environment(
+    profile: Profile, brokers: str, client_id: str, auth: ClientAuth | None = None
+) -> dict[str, str]:
+    """Connection settings (non-secret only); `auth` defaults to the services' mode."""
+    auth = auth or profile.clients.auth
     env = {
         "ADSTREAM_KAFKA_BOOTSTRAP_SERVERS": brokers,
-        "ADSTREAM_KAFKA_SECURITY": profile.clients.auth.value,
+        "ADSTREAM_KAFKA_SECURITY": auth.value,
         "ADSTREAM_KAFKA_CLIENT_ID": client_id,
     }
-    if profile.clients.auth is ClientAuth.IAM:
+    if auth is ClientAuth.IAM:
         env["ADSTREAM_KAFKA_IAM_REGION"] = profile.region
     return env
 
@@ -50,6 +98,7 @@ class ClientServices(Construct):
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         client_sg: ec2.ISecurityGroup,
+        monitoring_sg: ec2.ISecurityGroup,
         producer_role: iam.IRole,
         aggregator_role: iam.IRole,
         brokers: str,
@@ -60,11 +109,15 @@ class ClientServices(Construct):
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
-        repository = ecr.Repository.from_repository_name(
-            self, "Repository", profile.clients.image_repository
-        )
-        self._image = ecs.ContainerImage.from_ecr_repository(repository, profile.clients.image_tag)
+        self.image = container_image(profile.clients.image, self)
         self._vpc, self._subnets, self._sg = vpc, subnets, client_sg
+        self._database = (
+            secretsmanager.Secret.from_secret_complete_arn(
+                self, "Database", profile.clients.database_secret_arn
+            )
+            if profile.clients.database_secret_arn
+            else None
+        )
 
         # Names as `adstream serve` and `adstream aggregate` read them.
         api_env = kafka_environment(profile, brokers, "adstream-ingest") | {
@@ -72,15 +125,20 @@ class ClientServices(Construct):
             "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - inside the task, behind the ALB
             "ADSTREAM_API_PORT": str(profile.clients.api_port),
         }
-        self.api = self._service("Api", profile.clients.api, producer_role, api_env, "ingest")
+        self.api = self._service("Api", profile.clients.api, producer_role, api_env, API_USER)
         agg_env = kafka_environment(profile, brokers, "adstream-aggregator") | {
             "ADSTREAM_AGGREGATE_TOPIC": profile.topic.name,
             "ADSTREAM_AGGREGATE_GROUP": profile.topic.consumer_group,
         }
         self.aggregator = self._service(
-            "Aggregator", profile.clients.aggregator, aggregator_role, agg_env, "aggregator"
+            "Aggregator", profile.clients.aggregator, aggregator_role, agg_env, AGGREGATOR_USER
         )
         self.load_balancer = self._load_balancer()
+        client_sg.add_ingress_rule(
+            monitoring_sg,
+            ec2.Port.tcp(profile.clients.api_port),
+            "Prometheus scrapes the API tasks' /metrics (never through the load balancer)",
+        )
 
     def _service(
         self,
@@ -102,10 +160,11 @@ class ClientServices(Construct):
         is_api = name == "Api"
         task.add_container(
             name.lower(),
-            image=self._image,
+            image=self.image,
+            entry_point=list(ENTRY_POINT),
             command=list(spec.command),
             environment=environment,
-            secrets=self._scram_secrets(scram_user),
+            secrets=self._scram_secrets(scram_user) | self._database_secret(name.lower()),
             logging=ecs.LogDrivers.aws_logs(stream_prefix=name.lower(), log_group=log_group),
             port_mappings=(
                 [ecs.PortMapping(container_port=self._profile.clients.api_port)] if is_api else []
@@ -135,6 +194,11 @@ class ClientServices(Construct):
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
         )
 
+    def _database_secret(self, service: str) -> dict[str, ecs.Secret]:
+        if self._database is None:
+            return {}
+        return {DATABASE_ENV[service]: ecs.Secret.from_secrets_manager(self._database)}
+
     def _scram_secrets(self, user: str) -> dict[str, ecs.Secret]:
         if self._profile.clients.auth is not ClientAuth.SCRAM:
             return {}
@@ -153,8 +217,11 @@ class ClientServices(Construct):
             description="internal load balancer of the ingest API",
             allow_all_outbound=False,
         )
+        https = clients.certificate_arn is not None
+        self.scheme = "https" if https else "http"
+        port = HTTPS_PORT if https else HTTP_PORT
         for cidr in clients.api_allowed_cidrs or (self._profile.network.cidr,):
-            lb_sg.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(LISTENER_PORT), "ingest API")
+            lb_sg.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), "ingest API")
         lb = elbv2.ApplicationLoadBalancer(
             self,
             "LoadBalancer",
@@ -165,7 +232,24 @@ class ClientServices(Construct):
             drop_invalid_header_fields=True,
         )
         lb.log_access_logs(self._access_log_bucket(), prefix="ingest-alb")
-        listener = lb.add_listener("Http", port=LISTENER_PORT, open=False)
+        if clients.certificate_arn is not None:
+            listener = lb.add_listener(
+                "Https",
+                port=HTTPS_PORT,
+                open=False,
+                certificates=[elbv2.ListenerCertificate.from_arn(clients.certificate_arn)],
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+            )
+        else:
+            listener = lb.add_listener("Http", port=HTTP_PORT, open=False)
+        listener.add_action(
+            "NoMetrics",
+            priority=1,
+            conditions=[elbv2.ListenerCondition.path_patterns(list(METRICS_PATHS))],
+            action=elbv2.ListenerAction.fixed_response(
+                404, content_type="text/plain", message_body="not found"
+            ),
+        )
         target_group = listener.add_targets(
             "Api",
             port=clients.api_port,
@@ -184,19 +268,26 @@ class ClientServices(Construct):
     ) -> None:
         """Keep the API service's DependsOn (listener, task role and policy) minus the target
         group, which its `TargetGroupArn: Ref` already orders; cfn-lint flags it (W3005)."""
-        service = self.api.node.default_child
         role = self.api.task_definition.task_role
         keep = [listener.node.default_child, role.node.default_child]
         policy = role.node.try_find_child("DefaultPolicy")
         if policy is not None:
             keep.insert(1, policy.node.default_child)
-        assert isinstance(service, CfnResource)
         assert target_group.node.default_child is not None
+        self._api_depends = [item for item in keep if isinstance(item, CfnElement)]
+        self._override_api_depends()
+
+    def _override_api_depends(self) -> None:
+        service = self.api.node.default_child
+        assert isinstance(service, CfnResource)
         stack = Stack.of(self)
-        service.add_override(
-            "DependsOn",
-            [stack.get_logical_id(item) for item in keep if isinstance(item, CfnElement)],
-        )
+        service.add_override("DependsOn", [stack.get_logical_id(e) for e in self._api_depends])
+
+    def start_after(self, resource: CfnElement) -> None:
+        """Neither service starts before `resource` exists (e.g. the deploy-time apply)."""
+        self.aggregator.node.add_dependency(resource)
+        self._api_depends.append(resource)
+        self._override_api_depends()
 
     def _access_log_bucket(self) -> s3.Bucket:
         bucket = s3.Bucket(

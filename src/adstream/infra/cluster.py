@@ -5,9 +5,20 @@ shrinks it), encryption at rest under a customer-managed key, TLS in transit and
 brokers, broker logs in CloudWatch, Prometheus exporters, and a configuration that refuses
 topic auto-creation and unclean leader election so acknowledged writes are not lost.
 Serverless: IAM only; MSK owns sizing, storage and broker configuration.
+
+Updates: a changed server property becomes a new configuration revision, and the cluster
+follows the configuration's latest revision. A Kafka version bump replaces the configuration
+(its version list is create-only), so its name carries the version and the replacement never
+collides with the old one; the cluster itself upgrades in place. The cluster's name is fixed
+on purpose: a change CloudFormation can only make by replacing the cluster (subnets, security
+groups, the at-rest key, in-cluster encryption) then fails on the name instead of silently
+creating an empty cluster; moving to a new cluster is a new `cluster.name` and a migration
+(README: Deploying to AWS).
 """
 
 from __future__ import annotations
+
+import re
 
 from aws_cdk import CfnResource, RemovalPolicy
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -32,6 +43,12 @@ def server_properties(profile: Profile) -> dict[str, str]:
         "log.retention.hours": str(profile.topic.retention_hours),
         "allow.everyone.if.no.acl.found": "false",
     }
+
+
+def configuration_name(profile: Profile) -> str:
+    """`<cluster>-<kafka version>`: a version bump replaces the configuration under a new name."""
+    version = re.sub(r"[^0-9A-Za-z]+", "-", profile.cluster.kafka_version).strip("-")
+    return f"{profile.cluster.name}-{version}"
 
 
 def render_properties(properties: dict[str, str]) -> str:
@@ -100,7 +117,7 @@ class KafkaCluster(Construct):
         configuration = msk.CfnConfiguration(
             self,
             "Configuration",
-            name=f"{c.name}-config",
+            name=configuration_name(profile),
             description="adstream broker settings: no auto-created topics, RF 3, min ISR 2",
             kafka_versions_list=[c.kafka_version],
             server_properties=render_properties(server_properties(profile)),
@@ -138,7 +155,8 @@ class KafkaCluster(Construct):
             ),
             client_authentication=self._client_auth(profile, private_ca_arn),
             configuration_info=msk.CfnCluster.ConfigurationInfoProperty(
-                arn=configuration.attr_arn, revision=1
+                arn=configuration.attr_arn,
+                revision=configuration.attr_latest_revision_revision,
             ),
             logging_info=msk.CfnCluster.LoggingInfoProperty(
                 broker_logs=msk.CfnCluster.BrokerLogsProperty(

@@ -36,6 +36,21 @@ ADMIN_TOPIC_ACTIONS = (
     "kafka-cluster:DescribeTopicDynamicConfiguration",
     "kafka-cluster:AlterTopicDynamicConfiguration",
 )
+# The deploy-time `kafka apply`: ACLs are cluster operations on MSK IAM (CreateAcls needs
+# AlterCluster, DescribeAcls DescribeCluster); topics only those the desired state names;
+# no Delete*, because the deploy never runs with --allow-delete.
+APPLY_CLUSTER_ACTIONS = (
+    "kafka-cluster:Connect",
+    "kafka-cluster:DescribeCluster",
+    "kafka-cluster:AlterCluster",
+)
+APPLY_TOPIC_ACTIONS = (
+    "kafka-cluster:CreateTopic",
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:AlterTopic",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "kafka-cluster:AlterTopicDynamicConfiguration",
+)
 ADMIN_GROUP_ACTIONS = (
     "kafka-cluster:DescribeGroup",
     "kafka-cluster:AlterGroup",
@@ -52,11 +67,28 @@ def kafka_arn(cluster_arn: str, cluster_name: str, kind: str, name: str) -> str:
     )
 
 
+def kafka_name_pattern(cluster_name: str, kind: str, name: str | None = None) -> str:
+    """The same ARN with any cluster UUID: a policy on it does not wait for the cluster, so
+    it exists (and IAM has propagated) long before the cluster's first client runs."""
+    suffix = "" if name is None else f"/{name}"
+    return Fn.sub(
+        "arn:${AWS::Partition}:kafka:${AWS::Region}:${AWS::AccountId}:"
+        f"{kind}/{cluster_name}/*{suffix}"
+    )
+
+
 class KafkaRoles(Construct):
-    """Producer and aggregator task roles and an operator admin role."""
+    """Producer and aggregator task roles, the deploy-time apply's role (when `apply_topics`
+    is given) and an operator admin role."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, profile: Profile, cluster_arn: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        profile: Profile,
+        cluster_arn: str,
+        apply_topics: list[str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         name, topic = profile.cluster.name, profile.topic
@@ -78,6 +110,32 @@ class KafkaRoles(Construct):
         dead_letters = kafka_arn(cluster_arn, name, "topic", f"{topic.name}.dlq")
         self._allow(self.aggregator, AGGREGATOR_DEAD_LETTER_ACTIONS, dead_letters)
         self._allow(self.aggregator, AGGREGATOR_GROUP_ACTIONS, group_arn)
+
+        self.apply: iam.Role | None = None
+        if apply_topics is not None:
+            self.apply = iam.Role(
+                self,
+                "KafkaApply",
+                assumed_by=tasks,
+                description="deploy-time kafka apply: topics and ACLs of deploy/kafka.yaml",
+            )
+            # Name patterns, not the cluster's ARN: the apply runs right after the cluster
+            # exists, and a policy created only then could still be propagating.
+            patterns: list[tuple[tuple[str, ...], str]] = [
+                (APPLY_CLUSTER_ACTIONS, kafka_name_pattern(name, "cluster"))
+            ]
+            patterns += [
+                (APPLY_TOPIC_ACTIONS, kafka_name_pattern(name, "topic", topic))
+                for topic in apply_topics
+            ]
+            for actions, pattern in patterns:
+                self._allow(self.apply, actions, pattern)
+                acknowledge_wildcard_resource(
+                    self.apply,
+                    pattern,
+                    "only the cluster UUID is a wildcard (one cluster has this name), so the "
+                    "policy does not wait for the cluster and has propagated when the apply runs",
+                )
 
         self.admin = iam.Role(
             self,

@@ -11,7 +11,7 @@ the alarms' state.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Annotations, Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_ecs as ecs
@@ -24,6 +24,10 @@ from constructs import Construct
 from adstream.infra.profiles import Profile
 
 NAMESPACE = "AWS/Kafka"
+NO_SUBSCRIBER_WARNING = (
+    "alarms.email is not set: the alarms publish to the AlarmTopicArn topic, which nobody "
+    "is subscribed to; set alarms.email or subscribe to the topic after the deploy"
+)
 _PERIOD = Duration.minutes(5)
 
 
@@ -55,6 +59,8 @@ class ClusterAlarms(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                # Only this account's alarms (confused-deputy protection).
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             )
         )
         self.topic = sns.Topic(
@@ -66,6 +72,11 @@ class ClusterAlarms(Construct):
         )
         if profile.alarms.email:
             self.topic.add_subscription(subscriptions.EmailSubscription(profile.alarms.email))
+        elif not profile.serverless:
+            Annotations.of(self).add_warning_v2(
+                "adstream:alarms-unsubscribed",
+                NO_SUBSCRIBER_WARNING,
+            )
         self.alarms: list[cloudwatch.Alarm] = []
         if not profile.serverless:
             self._broker_alarms(profile)

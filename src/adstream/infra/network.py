@@ -3,17 +3,22 @@
 Egress is either one NAT gateway per AZ (prod: services can reach anything they need) or
 interface endpoints without any internet path (dev: cheaper than NATs, nothing leaves the VPC).
 Flow logs go to CloudWatch so rejected connections to the brokers can be investigated.
+The VPC's default security group loses its allow-all rules (CDK's custom resource), so
+anything launched without a group of ours reaches nothing.
 """
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import CfnResource, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from adstream.infra.profiles import Egress, Profile
 from adstream.infra.retention import retention_days
+
+_RESTRICT_SG_PROVIDER = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
+"""Construct id of CDK's singleton provider that empties the default security group."""
 
 _INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
@@ -50,12 +55,21 @@ class Network(Construct):
             max_azs=profile.az_count,
             nat_gateways=profile.az_count if nat else 0,
             subnet_configuration=subnets,
-            restrict_default_security_group=False,
+            restrict_default_security_group=True,
         )
+        self._drop_redundant_provider_dependency()
         self.private_subnets = ec2.SubnetSelection(subnet_type=private_type)
         self._flow_logs(profile)
         if not nat:
             self._endpoints(profile)
+
+    def _drop_redundant_provider_dependency(self) -> None:
+        """CDK's default-SG handler has DependsOn its role although `Role: Fn::GetAtt` already
+        orders them; cfn-lint flags that (W3005)."""
+        provider = Stack.of(self).node.try_find_child(_RESTRICT_SG_PROVIDER)
+        handler = provider.node.try_find_child("Handler") if provider else None
+        if isinstance(handler, CfnResource):
+            handler.add_deletion_override("DependsOn")
 
     def _flow_logs(self, profile: Profile) -> None:
         group = logs.LogGroup(

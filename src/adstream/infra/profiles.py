@@ -14,7 +14,9 @@ from typing import Annotated, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PROFILE_DIR = Path(__file__).resolve().parents[3] / "infra" / "profiles"
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+"""The source checkout: profiles, deploy/kafka*.yaml and image build contexts live here."""
+PROFILE_DIR = PROJECT_ROOT / "infra" / "profiles"
 """Where named profiles live in a source checkout (`infra/profiles/<name>.yaml`)."""
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -79,7 +81,10 @@ class AuthProfile(_Model):
         pattern=r"^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority/[0-9a-f-]+$",
         description="existing ACM Private CA for client certificates; created when unset",
     )
-    scram_users: tuple[str, ...] = ("ingest", "aggregator")
+    scram_users: tuple[str, ...] = Field(
+        default=("adstream-api", "adstream-aggregator"),
+        description="SCRAM users (AmazonMSK_ secrets); the names deploy/kafka.yaml grants",
+    )
 
 
 class ClusterProfile(_Model):
@@ -90,7 +95,9 @@ class ClusterProfile(_Model):
     instance_type: str = Field(default="kafka.m7g.large", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
     ebs_volume_gb: int = Field(default=100, ge=1, le=16384)
     ebs_max_volume_gb: int = Field(default=1000, ge=1, le=16384)
-    storage_target_utilization: int = Field(default=60, ge=10, le=90)
+    storage_target_utilization: int = Field(
+        default=60, ge=10, le=80, description="percent; MSK accepts 10-80"
+    )
     enhanced_monitoring: Literal["DEFAULT", "PER_BROKER", "PER_TOPIC_PER_BROKER"] = "PER_BROKER"
     client_broker: ClientBroker = ClientBroker.TLS
     broker_log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
@@ -107,26 +114,99 @@ class ServiceProfile(_Model):
     cpu: Literal[256, 512, 1024, 2048, 4096] = 256
     memory_mib: int = Field(default=512, ge=512, le=30720)
     desired_count: int = Field(default=1, ge=0, le=50)
-    command: tuple[str, ...]
+    command: tuple[str, ...] = Field(
+        description="arguments of the `adstream` command in the image, e.g. [serve]"
+    )
+
+
+class ImageSource(StrEnum):
+    ASSET = "asset"
+    ECR = "ecr"
+
+
+_TAG_OR_DIGEST = r"^(sha256:[0-9a-f]{64}|[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$"
+
+
+class ImageProfile(_Model):
+    """The services' image. Every build must reach a new task definition, or ECS keeps
+    running the old image: `asset` tags by content hash, `ecr` needs an immutable tag."""
+
+    source: ImageSource = Field(
+        default=ImageSource.ASSET,
+        description="asset: `cdk deploy` builds `file` in `context` and pushes it to the CDK "
+        "assets repository under its content hash; ecr: an existing repository and tag",
+    )
+    context: str = Field(
+        default="build/image",
+        description="asset: the prepared build context, relative to the project root",
+    )
+    file: str = Field(default="Containerfile", description="asset: relative to `context`")
+    repository: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._/-]*$")
+    tag: str | None = Field(
+        default=None,
+        pattern=_TAG_OR_DIGEST,
+        description="ecr: an immutable tag (e.g. the git commit) or a sha256: digest",
+    )
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.source is ImageSource.ECR:
+            if not (self.repository and self.tag):
+                out.append("clients.image: source ecr needs repository and tag")
+            if self.tag == "latest":
+                out.append(
+                    "clients.image.tag: latest never rolls out (the task definition does not "
+                    "change when the tag moves); use an immutable tag or a sha256: digest"
+                )
+        elif self.repository or self.tag:
+            out.append("clients.image: repository/tag are for source ecr, not asset")
+        return out
 
 
 class ClientsProfile(_Model):
-    image_repository: str = Field(default="adstream", pattern=r"^[a-z0-9][a-z0-9._/-]*$")
-    image_tag: str = "latest"
+    image: ImageProfile = ImageProfile()
     auth: ClientAuth = ClientAuth.IAM
     api_port: int = Field(default=8000, ge=1024, le=65535)
     api_health_path: str = "/healthz"
     api_allowed_cidrs: tuple[str, ...] = Field(
         default=(), description="who may reach the internal load balancer; default: the VPC"
     )
-    api: ServiceProfile = ServiceProfile(command=("adstream", "serve"))
-    aggregator: ServiceProfile = ServiceProfile(command=("adstream", "aggregate"))
+    certificate_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
+        description="ACM certificate: the load balancer listens on HTTPS 443 (else HTTP 80)",
+    )
+    database_secret_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$",
+        description="existing secret whose value is the count database URL (postgresql://)",
+    )
+    api: ServiceProfile = ServiceProfile(command=("serve",))
+    aggregator: ServiceProfile = ServiceProfile(command=("aggregate",))
+
+
+class KafkaApplyProfile(_Model):
+    """`adstream kafka apply` of deploy/kafka.yaml as a one-shot task during the deploy."""
+
+    enabled: bool = True
+    env: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9-]+$",
+        description="overlay deploy/kafka.<env>.yaml merged over deploy/kafka.yaml",
+    )
+    cpu: Literal[256, 512, 1024] = 256
+    memory_mib: int = Field(default=512, ge=512, le=8192)
 
 
 class AlarmsProfile(_Model):
     disk_used_percent: float = Field(default=85, gt=0, lt=100)
     cpu_percent: float = Field(default=60, gt=0, lt=100)
-    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+$",
+        description="subscriber of the alarm topic; without one, synth warns that alarms "
+        "reach nobody until someone subscribes to the AlarmTopicArn output",
+    )
 
 
 class Profile(_Model):
@@ -143,6 +223,7 @@ class Profile(_Model):
     cluster: ClusterProfile
     topic: TopicProfile = TopicProfile()
     clients: ClientsProfile = ClientsProfile()
+    kafka_apply: KafkaApplyProfile = KafkaApplyProfile()
     alarms: AlarmsProfile = AlarmsProfile()
 
     @property
@@ -160,7 +241,13 @@ class Profile(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        problems = [*self._cluster_problems(), *self._auth_problems()]
+        problems = [
+            *self._cluster_problems(),
+            *self._auth_problems(),
+            *self._acl_problems(),
+            *self.clients.image.problems(),
+            *self._database_problems(),
+        ]
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -221,6 +308,37 @@ class Profile(_Model):
         if not enabled[wanted]:
             out.append(f"clients.auth: {wanted.value} is not enabled on the cluster")
         return out
+
+    def _acl_problems(self) -> list[str]:
+        """SCRAM and mTLS principals are refused without ACLs (allow.everyone.if.no.acl.found
+        is false), and on MSK only an IAM principal can create the first ACLs."""
+        a, out = self.cluster.auth, list[str]()
+        if self.kafka_apply.enabled:
+            if not a.iam:
+                out.append(
+                    "kafka_apply.enabled: the deploy-time apply connects as an IAM principal "
+                    "(MSK has no super.users; only IAM can create the first ACLs), but "
+                    "cluster.auth.iam is false"
+                )
+            return out
+        for mode in ("scram", "mtls"):
+            if getattr(a, mode):
+                out.append(
+                    f"cluster.auth.{mode}: with allow.everyone.if.no.acl.found=false every "
+                    f"{mode} request is refused until ACLs exist, and kafka_apply.enabled is "
+                    "false: enable the deploy-time apply of deploy/kafka.yaml"
+                )
+        return out
+
+    def _database_problems(self) -> list[str]:
+        if self.clients.aggregator.desired_count and not self.clients.database_secret_arn:
+            return [
+                "clients.aggregator.desired_count: a deployed aggregator needs "
+                "clients.database_secret_arn (a PostgreSQL URL); without it, it counts into "
+                "SQLite on the task's ephemeral disk, recounts on every new task and splits "
+                "partitions across databases in a rolling deploy (set desired_count: 0)"
+            ]
+        return []
 
 
 def resolve_profile_path(name_or_path: str) -> Path:

@@ -60,7 +60,7 @@ class ScramUsers(Construct):
                 "writing a new secret value (README: Deploying to AWS).",
             )
             self.secrets[user] = secret
-        msk.CfnBatchScramSecret(
+        self.association = msk.CfnBatchScramSecret(
             self,
             "Association",
             cluster_arn=cluster_arn,

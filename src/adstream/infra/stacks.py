@@ -1,22 +1,24 @@
 """The deployable: one stack per profile, built in the seed's order.
 
-VPC → security groups → (client CA) → MSK cluster (+ SCRAM users) → IAM roles → client
-services → alarms. IAM comes after the cluster here only because its policies name the
-cluster's ARN, which exists once the cluster construct does.
+VPC → security groups → (client CA) → MSK cluster (+ SCRAM users) → IAM roles → bootstrap
+brokers → deploy-time `kafka apply` → client services → alarms. IAM comes after the cluster
+here only because its policies name the cluster's ARN, which exists once the cluster
+construct does.
 """
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Environment, Fn, Stack
+from aws_cdk import CfnElement, CfnOutput, Environment, Fn, Stack
 from constructs import Construct
 
 from adstream.infra.bootstrap import BootstrapBrokers
 from adstream.infra.clients import ClientServices
 from adstream.infra.cluster import KafkaCluster
 from adstream.infra.iam import KafkaRoles
+from adstream.infra.kafka_apply import KafkaApply, desired_state_files, desired_topics
 from adstream.infra.monitoring import ClusterAlarms, OpsDashboard
 from adstream.infra.network import Network
-from adstream.infra.profiles import Profile
+from adstream.infra.profiles import ClientAuth, Profile
 from adstream.infra.scram import ScramUsers
 from adstream.infra.security_groups import SecurityGroups
 from adstream.infra.tls import ClientCertificateAuthority
@@ -56,9 +58,21 @@ class AdstreamStack(Stack):
             if profile.cluster.auth.scram
             else None
         )
-        roles = KafkaRoles(self, "Iam", profile=profile, cluster_arn=cluster.arn)
+        apply_files = desired_state_files(profile) if profile.kafka_apply.enabled else None
+        roles = KafkaRoles(
+            self,
+            "Iam",
+            profile=profile,
+            cluster_arn=cluster.arn,
+            apply_topics=desired_topics(apply_files) if apply_files else None,
+        )
+        auths = (profile.clients.auth, ClientAuth.IAM) if apply_files else (profile.clients.auth,)
         brokers = BootstrapBrokers(
-            self, "Bootstrap", cluster_arn=cluster.arn, auth=profile.clients.auth
+            self,
+            "Bootstrap",
+            cluster_arn=cluster.arn,
+            cluster_name=cluster.name,
+            auths=tuple(dict.fromkeys(auths)),
         )
         services = ClientServices(
             self,
@@ -67,11 +81,32 @@ class AdstreamStack(Stack):
             vpc=network.vpc,
             subnets=network.private_subnets,
             client_sg=groups.clients,
+            monitoring_sg=groups.monitoring,
             producer_role=roles.producer,
             aggregator_role=roles.aggregator,
-            brokers=brokers.brokers,
+            brokers=brokers.brokers[profile.clients.auth],
             scram_secrets=scram.secrets if scram else {},
         )
+        if apply_files is not None:
+            assert roles.apply is not None
+            kafka_apply = KafkaApply(
+                self,
+                "KafkaApply",
+                profile=profile,
+                files=apply_files,
+                cluster=services.cluster,
+                image=services.image,
+                role=roles.apply,
+                brokers=brokers.brokers[ClientAuth.IAM],
+                subnets=network.private_subnets,
+                security_group=groups.clients,
+            )
+            kafka_apply.resource.node.add_dependency(roles.apply)  # with its policy
+            if scram is not None:
+                kafka_apply.resource.node.add_dependency(scram.association)
+            run = kafka_apply.resource.node.default_child
+            assert isinstance(run, CfnElement)
+            services.start_after(run)
         alarms = ClusterAlarms(self, "Alarms", profile=profile)
         dashboard = OpsDashboard(
             self,
@@ -82,9 +117,11 @@ class AdstreamStack(Stack):
         )
 
         CfnOutput(self, "ClusterArn", value=cluster.arn)
-        CfnOutput(self, "BootstrapBrokers", value=brokers.brokers)
+        CfnOutput(self, "BootstrapBrokers", value=brokers.brokers[profile.clients.auth])
         CfnOutput(
-            self, "IngestApiUrl", value=f"http://{services.load_balancer.load_balancer_dns_name}"
+            self,
+            "IngestApiUrl",
+            value=f"{services.scheme}://{services.load_balancer.load_balancer_dns_name}",
         )
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
         CfnOutput(self, "DashboardName", value=dashboard.dashboard.dashboard_name)

@@ -1,0 +1,1 @@
+"""Lambda code of the deploy-time `adstream kafka apply` (see `adstream.infra.kafka_apply`)."""
