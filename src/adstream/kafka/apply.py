@@ -101,23 +101,24 @@ class Scope:
 
 
 def scope_for(settings: KafkaSettings) -> Scope:
-    """ACLs do not apply to IAM clients on MSK, and MSK creates SCRAM users only from
-    Secrets Manager secrets associated with the cluster, never through the Admin API."""
+    """What this connection manages. ACLs always: over IAM they still govern the cluster's
+    SCRAM and mTLS principals (MSK accepts ACL calls from an IAM principal with
+    ``kafka-cluster:AlterCluster``, and on MSK, which has no ``super.users``, only an IAM
+    principal can create the first ones). SCRAM users not on MSK, which creates them only
+    from Secrets Manager secrets associated with the cluster, never through the Admin API."""
     notes: list[str] = []
-    acls = users = True
     if settings.security is SecurityMode.IAM:
-        acls = False
         notes.append(
-            "ACLs skipped: this connection uses IAM auth, and MSK authorizes IAM principals by "
-            "their IAM policies, not by Kafka ACLs (apply them as an mTLS or SCRAM admin)"
+            "ACLs apply to the SCRAM and mTLS principals only: MSK authorizes IAM principals "
+            "by their IAM policies"
         )
-    if any(".amazonaws.com" in server for server in settings.bootstrap_servers):
-        users = False
+    users = not any(".amazonaws.com" in server for server in settings.bootstrap_servers)
+    if not users:
         notes.append(
             "SCRAM users skipped: MSK takes them from AmazonMSK_ secrets associated with the "
             "cluster (BatchAssociateScramSecret), not from the Kafka Admin API"
         )
-    return Scope(acls, users, tuple(notes))
+    return Scope(True, users, tuple(notes))
 
 
 def _result(future: Future[Any], what: str, timeout: float) -> Any:

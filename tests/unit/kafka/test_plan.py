@@ -111,18 +111,25 @@ def test_acls_are_added_and_removed_within_the_managed_prefixes() -> None:
     )
 
 
-def test_acls_are_not_read_or_planned_when_the_connection_cannot_manage_them() -> None:
-    desired = _state(acls={"api": [{"topic": "t", "operations": ["read"]}]})
+def test_over_iam_to_msk_acls_are_planned_and_users_are_not() -> None:
+    """ACLs govern the SCRAM and mTLS principals even when the admin connects over IAM (on
+    MSK only an IAM principal can create the first ones); SCRAM users come from Secrets
+    Manager there, never from the Admin API."""
+    desired = _state(
+        acls={"api": [{"topic": "t", "operations": ["read"]}]},
+        users={"svc": {"password": "env:P"}},
+    )
     iam = KafkaSettings(
         bootstrap_servers=("b-1.adstream.abc.c2.kafka.eu-west-1.amazonaws.com:9098",),
         security="iam",
         iam_region="eu-west-1",
     )
     scope = scope_for(iam)
-    assert (scope.acls, scope.users) == (False, False)
-    plan = compute_plan(desired, LiveState({}, None, None, scope.notes))
-    assert plan.changes == ()
-    assert "ACLs skipped: this connection uses IAM auth" in plan.render()
+    assert (scope.acls, scope.users) == (True, False)
+    plan = compute_plan(desired, LiveState({}, frozenset(), None, scope.notes))
+    assert [type(change).__name__ for change in plan.changes] == ["AddAcl"]
+    assert "MSK authorizes IAM principals by their IAM policies" in plan.render()
+    assert "SCRAM users skipped" in plan.render()
 
 
 def test_users_are_added_by_mechanism_and_deleted_only_in_scope() -> None:
