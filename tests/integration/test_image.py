@@ -181,3 +181,16 @@ def test_the_aggregator_container_counts_into_postgres(
 
         wait_until(counted, f"2 impressions of {ad_id} in PostgreSQL", timeout=120)
         assert process_uid(aggregator) != 0
+
+
+def test_the_image_ships_the_rds_cas_and_no_installer_or_compiler(image: str) -> None:
+    probe = (
+        'test -s "$PGSSLROOTCERT" && grep -c "BEGIN CERTIFICATE" "$PGSSLROOTCERT"; '
+        "for tool in pip pip3 gcc cc make; do command -v $tool; done; "
+        "python3 -c 'import pip' 2>/dev/null && echo 'pip importable'; true"
+    )
+    done = podman("run", "--rm", "--network=host", "--entrypoint", "sh", image, "-c", probe)
+    assert done.returncode == 0, done.stderr
+    certificates, *found = done.stdout.split("\n")
+    assert int(certificates) > 10  # the RDS bundle: one root per region and key type
+    assert [line for line in found if line] == []
