@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup run test lint types unit integration infra-test bench monitor clean
+.PHONY: setup run test lint types unit integration infra-test bench monitor image clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is required)"; exit 1; }
@@ -50,6 +50,12 @@ bench: setup
 # Prometheus on 127.0.0.1:9090 scraping what `make run` serves; `adstream monitor down` stops it.
 monitor: setup
 	$(BIN)/adstream monitor up
+
+# The container image (Containerfile): `adstream serve` and `adstream aggregate`, non-root.
+# ADSTREAM_BASE_IMAGE=docker.io/library/python:3.11-slim to build from the public image.
+image: $(STAMP)
+	@bash scripts/system-deps.sh
+	PYTHON=$(BIN)/python bash scripts/build-image.sh
 
 clean:
 	-$(BIN)/adstream monitor down

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs for real: PostgreSQL for the aggregator
 # store tests, Chromium for the dashboard's browser test, Prometheus (server + promtool) for the
-# alert-rule tests and the live scrape test. Java 17+ and Maven are checked, not
-# installed here: `adstream kafka install` explains what is missing. Debian/Ubuntu only.
+# alert-rule tests and the live scrape test, podman + runc + mmdebstrap to build and run the
+# container image without Docker or a registry (`make image`, the image test). Java 17+ and
+# Maven are checked, not installed here: `adstream kafka install` explains what is missing. Debian/Ubuntu only.
 set -euo pipefail
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+{ [ -x /usr/sbin/runc ] || command -v runc; } >/dev/null 2>&1 || need+=(runc)
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then

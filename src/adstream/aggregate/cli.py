@@ -11,9 +11,27 @@ from pydantic import ValidationError
 from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.dead_letters import DeadLetterTopicError
 from adstream.aggregate.store_url import DEFAULT_DB_URL, StoreUrlError
+from adstream.deployment import DEPLOYED_ENV, DeploymentSettings
 from adstream.kafka import topics
+from adstream.kafka.topic_check import TopicCheckError, TopicCheckUnavailableError, check_topics
 from adstream.kafka.topics import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
 from adstream.local.defaults import NoKafkaSettingsError, service_settings
+
+DB_URL_ENV = "ADSTREAM_AGGREGATE_DB"
+
+
+def database_url(db: str | None, deployment: DeploymentSettings) -> str:
+    """The count database; the local SQLite file only outside a deployment, where a task's
+    disk is ephemeral and a fresh file would recount the topic from its start."""
+    if db is not None:
+        return db
+    if deployment.deployed:
+        raise StoreUrlError(
+            f"no count database: set {DB_URL_ENV} (or --db) to a postgresql:// URL; "
+            f"{DEPLOYED_ENV}=true refuses the default {DEFAULT_DB_URL}, which a deployed "
+            "task would lose with its disk"
+        )
+    return DEFAULT_DB_URL
 
 
 def aggregate(
@@ -24,8 +42,13 @@ def aggregate(
         ),
     ] = None,
     db: Annotated[
-        str, typer.Option(envvar="ADSTREAM_AGGREGATE_DB", help="sqlite:///PATH or postgresql://…")
-    ] = DEFAULT_DB_URL,
+        str | None,
+        typer.Option(
+            envvar=DB_URL_ENV,
+            help=f"sqlite:///PATH or postgresql://… [default: {DEFAULT_DB_URL}; "
+            f"required when {DEPLOYED_ENV}=true]",
+        ),
+    ] = None,
     topic: Annotated[
         str, typer.Option(envvar="ADSTREAM_AGGREGATE_TOPIC", help="Topic to count")
     ] = AD_EVENTS_TOPIC,
@@ -52,6 +75,8 @@ def aggregate(
     from adstream.aggregate.service import run_aggregator
 
     try:
+        deployment = DeploymentSettings()
+        db_url = database_url(db, deployment)
         settings = service_settings(kafka_config, "adstream-aggregator")
         config = AggregatorConfig(
             topic=topic,
@@ -60,11 +85,18 @@ def aggregate(
             instance_id=instance_id,
             batch_size=batch_size,
         )
-        run_aggregator(settings, db, config, metrics_port=metrics_port)
+        wanted = deployment.topic_requirements()
+        if wanted is not None:
+            check_topics(settings, [config.topic, config.dead_letter_topic], wanted)
+        run_aggregator(settings, db_url, config, metrics_port=metrics_port)
+    except TopicCheckUnavailableError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
     except (
         NoKafkaSettingsError,
         StoreUrlError,
         DeadLetterTopicError,
+        TopicCheckError,
         ValidationError,
         OSError,
     ) as exc:

@@ -19,10 +19,12 @@ from granian import Granian
 from granian.constants import Interfaces, Loops
 from pydantic import ValidationError
 
-from adstream.ingest.config import KAFKA_CONFIG_ENV, MULTIPROC_ENV
+from adstream.deployment import DeploymentSettings
+from adstream.ingest.config import KAFKA_CONFIG_ENV, MULTIPROC_ENV, ApiSettings
 from adstream.kafka.java_properties import JavaPropertiesError
 from adstream.kafka.keystores import StoreError
 from adstream.kafka.load import load_settings
+from adstream.kafka.topic_check import TopicCheckError, TopicCheckUnavailableError, check_topics
 from adstream.local.defaults import NoKafkaSettingsError, local_client_properties
 from adstream.logs import GRANIAN_LOG_CONFIG, configure_logging
 
@@ -67,10 +69,20 @@ def serve(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_BAD_CONFIG) from exc
     try:
-        load_settings(kafka_config)
+        settings = load_settings(kafka_config)
     except (ValidationError, JavaPropertiesError, StoreError, OSError) as exc:
         source = kafka_config or "ADSTREAM_KAFKA_* environment variables"
         typer.echo(f"invalid Kafka settings in {source}: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_CONFIG) from exc
+    try:
+        wanted = DeploymentSettings().topic_requirements()
+        if wanted is not None:
+            check_topics(settings, [ApiSettings().topic], wanted)
+    except TopicCheckUnavailableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except (TopicCheckError, ValidationError) as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_CONFIG) from exc
     if kafka_config is not None:
         os.environ[KAFKA_CONFIG_ENV] = str(kafka_config.resolve())
