@@ -8,6 +8,8 @@ librdkafka's `murmur2_random` put an ad on the same partition.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import orjson
 
 from adstream.events.model import AdEvent, EventType
@@ -64,7 +66,7 @@ def headers(event: AdEvent, caller: str | None = None) -> Headers:
     return cached
 
 
-def caller_of(record_headers: Headers | None) -> str | None:
+def caller_of(record_headers: Iterable[tuple[str, str | bytes | None]] | None) -> str | None:
     """The caller header of a consumed record (None for events sent without auth)."""
     for name, raw in record_headers or ():
         if name == HEADER_CALLER and raw is not None:
