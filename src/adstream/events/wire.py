@@ -8,7 +8,7 @@ librdkafka's `murmur2_random` put an ad on the same partition.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import orjson
 
@@ -66,9 +66,13 @@ def headers(event: AdEvent, caller: str | None = None) -> Headers:
     return cached
 
 
-def caller_of(record_headers: Iterable[tuple[str, str | bytes | None]] | None) -> str | None:
+RecordHeaders = Mapping[str, str | bytes | None] | Iterable[tuple[str, str | bytes | None]]
+
+
+def caller_of(record_headers: RecordHeaders | None) -> str | None:
     """The caller header of a consumed record (None for events sent without auth)."""
-    for name, raw in record_headers or ():
+    pairs = record_headers.items() if isinstance(record_headers, Mapping) else record_headers
+    for name, raw in pairs or ():
         if name == HEADER_CALLER and raw is not None:
             return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     return None
