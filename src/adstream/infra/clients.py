@@ -71,6 +71,9 @@ class ClientServices(Construct):
             "ADSTREAM_API_TOPIC": profile.topic.name,
             "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - inside the task, behind the ALB
             "ADSTREAM_API_PORT": str(profile.clients.api_port),
+            # API keys required (README "Callers, keys and signed URLs"): the pepper and
+            # the key document come as ECS secrets ADSTREAM_API_PEPPER, ADSTREAM_API_KEYS_JSON.
+            "ADSTREAM_API_AUTH": "keys",
         }
         self.api = self._service("Api", profile.clients.api, producer_role, api_env, "ingest")
         agg_env = kafka_environment(profile, brokers, "adstream-aggregator") | {
