@@ -266,3 +266,22 @@ def test_caller_labels_are_bounded() -> None:
     text = metrics.render()[0].decode()
     assert text.count("adstream_api_caller_requests_total{") == MAX_CALLER_LABELS + 1
     assert 'adstream_api_caller_requests_total{caller="other",outcome="accepted"} 20.0' in text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"adId=AD1&kid=k_0123456789&exp=1&nonce=abc-_def&sig=x_y-z",
+        b"a=1&&b&c=&a=2",
+        b"a=%41+b&c=d",
+        b"=x&y=",
+    ],
+)
+def test_the_hot_paths_query_parser_reads_as_starlette_does(raw: bytes) -> None:
+    from starlette.datastructures import QueryParams
+
+    from adstream.ingest.hot_path import _query
+
+    expected = QueryParams(raw.decode("latin-1"))
+    assert _query({"query_string": raw}) == {k: expected[k] for k in expected}
