@@ -145,7 +145,13 @@ def sign(
 ) -> None:
     """Print a signed event URL (ad servers: `adstream.ingest.signing.signed_url`)."""
     if secret is None:
-        secret = signing_secret(_pepper(ApiSettings()), key_id)
+        settings = ApiSettings()
+        if settings.pepper is None and not settings.pepper_file.exists():
+            typer.echo(
+                "error: set ADSTREAM_SIGNING_SECRET (no local pepper to derive it)", err=True
+            )
+            raise typer.Exit(EXIT_BAD_INPUT)
+        secret = signing_secret(_pepper(settings), key_id)
     if event_type is not EventType.IMPRESSION and not route:
         route = True  # the pixel records impressions only
     url = signing.signed_url(
