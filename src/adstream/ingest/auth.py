@@ -1,16 +1,18 @@
 """Who is calling and what they may do: API keys, signed URLs, scopes and rate limits.
 
-`Gate` is used the same way by the FastAPI routes and the hot path, after the request's
-own fields were validated (so both answer a bad adId with the same 422) and before
+`Gate` is used the same way by the FastAPI routes and the hot path (which answers its
+refusals itself: admission spends tokens and nonces, so it must not run twice), before
 anything is published:
 
 1. **authenticate**: ``Authorization: Bearer <key>`` (server to server), or the
    signed-URL parameters ``kid, exp, nonce, sig`` (browsers) → 401 if missing or invalid;
+   then the caller validates the request's own fields (422);
 2. **authorize**: the key's scopes (event types, ad-id prefixes, impressions per event,
    events per request) → 403;
-3. **admit**: the key's token bucket (one token per event) → 429 with ``Retry-After``;
-4. **replay** (signed URLs): a nonce already used within its expiry → 409; the nonce is
-   released again if the request is refused or not published, so a retry can still count.
+3. **replay** (signed URLs): a nonce already used within its expiry → 409;
+4. **admit**: the key's token bucket (one token per event) → 429 with ``Retry-After``.
+   A refused request spends no tokens, and its nonce is released again, as it is when
+   Kafka does not acknowledge (`release`), so a retry of the same URL can still count.
 
 What guarantees what for signed URLs: the API refuses a replay it has seen (the nonce
 store is shared by one server's workers, `limits_store`); the aggregator's event-id
@@ -157,7 +159,7 @@ class Gate:
             return self.signed(query, event_type, ad_id)
         return self.bearer(authorization)
 
-    # ---- 2. authorize, 3. admit, 4. replay -------------------------------------------------
+    # ---- 2. authorize, 3. replay, 4. admit -------------------------------------------------
     def admit(self, caller: Caller, events: Sequence[AdEvent]) -> None:
         """Check the events against the caller's scopes and bucket; raise if refused."""
         scopes = caller.scopes

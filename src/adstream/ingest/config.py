@@ -87,9 +87,10 @@ class ApiSettings(BaseSettings):
     max_url_ttl_s: int = Field(
         default=3600,
         ge=1,
-        le=7 * 24 * 3600,
-        description="a signed URL may expire at most this far ahead; keep it within the "
-        "aggregator's de-duplication window",
+        le=24 * 3600,
+        description="a signed URL may expire at most this far ahead; at most 24 h, the "
+        "aggregator's de-duplication window, so a replay the API did not see is still "
+        "dropped there",
     )
 
     @property

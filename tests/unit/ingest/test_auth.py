@@ -285,3 +285,13 @@ def test_the_hot_paths_query_parser_reads_as_starlette_does(raw: bytes) -> None:
 
     expected = QueryParams(raw.decode("latin-1"))
     assert _query({"query_string": raw}) == {k: expected[k] for k in expected}
+
+
+def test_a_signed_url_cannot_outlive_the_aggregators_dedupe_window() -> None:
+    from pydantic import ValidationError
+
+    from adstream.ingest.config import ApiSettings
+
+    assert ApiSettings(max_url_ttl_s=24 * 3600).max_url_ttl_s == 86400
+    with pytest.raises(ValidationError):
+        ApiSettings(max_url_ttl_s=24 * 3600 + 1)
