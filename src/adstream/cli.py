@@ -10,6 +10,7 @@ import typer
 
 from adstream.aggregate.cli import aggregate
 from adstream.infra import cli as infra_cli
+from adstream.ingest import keys_cli
 from adstream.ingest.cli import serve
 from adstream.kafka import cli as kafka_cli
 from adstream.local import cli as local_cli
@@ -40,7 +41,9 @@ def _start() -> None:
 app.add_typer(local_cli.app, name="kafka")
 app.add_typer(infra_cli.app, name="infra")
 app.add_typer(monitor_cli.app, name="monitor")
+app.add_typer(keys_cli.app, name="keys")
 app.command()(serve)
+app.command()(keys_cli.sign)
 app.command()(aggregate)
 
 

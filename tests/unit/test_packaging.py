@@ -61,6 +61,8 @@ def run_without_extras(*args: str) -> subprocess.CompletedProcess[str]:
         ("kafka", "plan", "--help"),
         ("serve", "--help"),
         ("aggregate", "--help"),
+        ("keys", "create", "--help"),
+        ("sign", "--help"),
     ],
     ids=" ".join,
 )
