@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from adstream.kafka.topics import ICEBERG_CONNECTOR
+from adstream.kafka.topics import AD_EVENTS_TOPIC, ICEBERG_CONNECTOR
 from adstream.local.broker import log_excerpt
 from adstream.local.certs import ensure_certificates
 from adstream.local.connect_config import (
@@ -114,6 +114,7 @@ class LocalConnect:
         rest_port: int,
         heap_mb: int = DEFAULT_HEAP_MB,
         commit_interval_ms: int = DEFAULT_COMMIT_INTERVAL_MS,
+        topic: str = AD_EVENTS_TOPIC,
     ) -> None:
         self.layout = layout
         self.dist = dist
@@ -123,6 +124,7 @@ class LocalConnect:
         self.rest_port = rest_port
         self.heap_mb = heap_mb
         self.commit_interval_ms = commit_interval_ms
+        self.topic = topic
 
     # ---- state -------------------------------------------------------------------------
     def running_pid(self) -> int | None:
@@ -210,7 +212,7 @@ class LocalConnect:
         fd = os.open(self.layout.worker_properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(render_properties(worker))
-        connector = connector_properties(self.warehouse, self.commit_interval_ms)
+        connector = connector_properties(self.warehouse, self.commit_interval_ms, self.topic)
         self.layout.connector_properties.write_text(render_properties(connector))
         self.layout.log4j_config.write_text(log4j2_yaml(self.layout))
 

@@ -51,6 +51,13 @@ def _worker(settings: LocalConnectSettings) -> LocalConnect:
 
 
 @app.command()
+def install() -> None:
+    """Fetch the Kafka Connect worker and the Iceberg sink plugin from Maven Central (once)."""
+    worker = _worker(_settings())
+    typer.echo(f"Kafka Connect jars: {worker.dist.lib_dir}  plugin: {worker.dist.plugin_dir}")
+
+
+@app.command()
 def up(
     dir: DirOpt = None,
     rest_port: RestPortOpt = None,

@@ -114,6 +114,13 @@ def worker_properties(
         **{f"admin.{k}": v for k, v in tls.items()},
         # A new sink group starts at the oldest retained event, so none is skipped.
         "consumer.auto.offset.reset": "earliest",
+        # A worker killed without leaving its group holds its partitions this long before
+        # the restarted one gets them (Kafka's default: 45 s).
+        "consumer.session.timeout.ms": "10000",
+        # Connect calls the sink's put() at least this often even when no record arrives;
+        # the Iceberg sink answers its coordinator's commit requests only there, so with
+        # the default (60 s) an idle topic delays each table commit by up to a minute.
+        "offset.flush.interval.ms": "1000",
         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
         # ad-events values are schemaless JSON objects (adstream's and the seed's format).
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
@@ -129,15 +136,18 @@ def worker_properties(
 
 
 def connector_properties(
-    warehouse: WarehouseLayout, commit_interval_ms: int = DEFAULT_COMMIT_INTERVAL_MS
+    warehouse: WarehouseLayout,
+    commit_interval_ms: int = DEFAULT_COMMIT_INTERVAL_MS,
+    topic: str = AD_EVENTS_TOPIC,
 ) -> dict[str, str]:
-    """The Iceberg sink: ``ad-events`` into ``adstream.ad_events_raw`` (created up front)."""
+    """The Iceberg sink: ``ad-events`` (tests: a private topic) into ``adstream.ad_events_raw``
+    (created up front)."""
     return {
         "name": ICEBERG_CONNECTOR,
         "connector.class": SINK_CLASS,
         # One task: one writer and one coordinator; raise it with the topic's partitions.
         "tasks.max": "1",
-        "topics": AD_EVENTS_TOPIC,
+        "topics": topic,
         "iceberg.tables": RAW_EVENTS_TABLE,
         "iceberg.tables.auto-create-enabled": "false",
         "iceberg.tables.evolve-schema-enabled": "false",
@@ -153,6 +163,9 @@ def connector_properties(
         "iceberg.control.commit.interval-ms": str(commit_interval_ms),
         # A coordinator without a committed control offset must not skip announced files.
         "iceberg.kafka.auto.offset.reset": "earliest",
+        # The coordinator's control consumer is in a group too: after a crash, its new
+        # instance waits this long for the old one's partition (default 45 s).
+        "iceberg.kafka.session.timeout.ms": "10000",
         "transforms": "kafka",
         "transforms.kafka.type": METADATA_TRANSFORM,
         # A value that is not JSON is logged and skipped (the aggregator dead-letters it);

@@ -59,6 +59,14 @@ def test_the_worker_listens_on_loopback_only(worker: dict[str, str]) -> None:
     assert worker["listeners"] == "http://127.0.0.1:8083"
 
 
+def test_the_sink_answers_commit_requests_within_seconds_on_an_idle_topic(
+    worker: dict[str, str],
+) -> None:
+    """The Iceberg sink reads its control topic in put(), which Connect calls at least
+    every offset.flush.interval.ms: the 60 s default held each commit up to a minute."""
+    assert int(worker["offset.flush.interval.ms"]) <= 5_000
+
+
 def test_the_sink_writes_ad_events_into_the_table_pyiceberg_reads(
     connector: dict[str, str], tmp_path: Path
 ) -> None:
