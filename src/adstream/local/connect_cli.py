@@ -8,6 +8,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from adstream.local.connect import ConnectError, ConnectStatus, LocalConnect
+from adstream.local.connect_jars import build_msk_plugin_zip
 from adstream.local.connect_settings import LocalConnectSettings
 from adstream.local.jars import JarFetchError
 from adstream.local.toolchain import ToolchainError
@@ -55,6 +56,20 @@ def install() -> None:
     """Fetch the Kafka Connect worker and the Iceberg sink plugin from Maven Central (once)."""
     worker = _worker(_settings())
     typer.echo(f"Kafka Connect jars: {worker.dist.lib_dir}  plugin: {worker.dist.plugin_dir}")
+
+
+@app.command("plugin-zip")
+def plugin_zip(
+    out: Annotated[Path, typer.Argument(help="Where to write the ZIP")] = Path(
+        "iceberg-kafka-connect-msk.zip"
+    ),
+) -> None:
+    """Build MSK Connect's custom plugin ZIP (the same sink + AWS bundle + aws-msk-iam-auth)."""
+    try:
+        written = build_msk_plugin_zip(out, progress=_say)
+    except (ToolchainError, JarFetchError) as exc:
+        _fail(exc)
+    typer.echo(f"{written}: upload it to S3 for adstream.infra.warehouse (PluginZip)")
 
 
 @app.command()

@@ -14,6 +14,8 @@ the sink's offsets from going backwards (apache/iceberg #17552).
 from __future__ import annotations
 
 import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ ICEBERG_VERSION = "1.12.0"
 JACKSON_VERSION = "2.19.0"
 """connect-runtime 4.1.1's Jackson, for the YAML module log4j2 needs."""
 HADOOP_VERSION = "3.4.2"
+MSK_IAM_AUTH_VERSION = "2.3.2"
 SQLITE_JDBC_VERSION = "3.51.1.0"
 PLUGIN_NAME = "iceberg"
 
@@ -95,11 +98,7 @@ _PLUGIN_POM = """<?xml version="1.0" encoding="UTF-8"?>
   <packaging>pom</packaging>
   <dependencies>
 {iceberg_deps}
-    <dependency>
-      <groupId>org.xerial</groupId>
-      <artifactId>sqlite-jdbc</artifactId>
-      <version>{sqlite}</version>
-    </dependency>
+{catalog_deps}
     <dependency>
       <groupId>org.apache.hadoop</groupId>
       <artifactId>hadoop-common</artifactId>
@@ -127,7 +126,38 @@ def worker_pom(kafka: str = KAFKA_VERSION) -> str:
     )
 
 
-def plugin_pom(iceberg: str = ICEBERG_VERSION) -> str:
+_SQLITE_DEP = """    <dependency>
+      <groupId>org.xerial</groupId>
+      <artifactId>sqlite-jdbc</artifactId>
+      <version>{sqlite}</version>
+    </dependency>"""
+
+# On AWS: Glue catalog + S3FileIO (Iceberg's shaded AWS SDK bundle), and IAM auth for the
+# sink's own control-topic clients (MSK Connect authenticates only its own clients).
+_AWS_DEPS = """    <dependency>
+      <groupId>org.apache.iceberg</groupId>
+      <artifactId>iceberg-aws-bundle</artifactId>
+      <version>{iceberg}</version>
+    </dependency>
+    <dependency>
+      <groupId>software.amazon.msk</groupId>
+      <artifactId>aws-msk-iam-auth</artifactId>
+      <version>{msk_iam}</version>
+      <classifier>all</classifier>
+      <exclusions>
+        <exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion>
+      </exclusions>
+    </dependency>"""
+
+
+def plugin_pom(iceberg: str = ICEBERG_VERSION, *, aws: bool = False) -> str:
+    """The plugin's POM: locally with the SQLite JDBC driver, for MSK Connect (``aws``) with
+    the AWS bundle and ``aws-msk-iam-auth`` instead."""
+    catalog = (
+        _AWS_DEPS.format(iceberg=iceberg, msk_iam=MSK_IAM_AUTH_VERSION)
+        if aws
+        else _SQLITE_DEP.format(sqlite=SQLITE_JDBC_VERSION)
+    )
     deps = "\n".join(
         "    <dependency>\n"
         "      <groupId>org.apache.iceberg</groupId>\n"
@@ -143,7 +173,7 @@ def plugin_pom(iceberg: str = ICEBERG_VERSION) -> str:
     return _PLUGIN_POM.format(
         iceberg=iceberg,
         iceberg_deps=deps,
-        sqlite=SQLITE_JDBC_VERSION,
+        catalog_deps=catalog,
         hadoop=HADOOP_VERSION,
         exclusions=exclusions,
     )
@@ -231,3 +261,26 @@ def ensure_connect_jars(
     size = sum(j.stat().st_size for j in dist.home.rglob("*.jar")) / 1e6
     say(f"Kafka Connect {kafka} + Iceberg {iceberg}: {size:.1f} MB in {dist.home}")
     return dist
+
+
+def build_msk_plugin_zip(
+    out: Path,
+    iceberg: str = ICEBERG_VERSION,
+    progress: ProgressFn | None = None,
+) -> Path:
+    """Write MSK Connect's custom plugin ZIP: the sink's jars (as ``adstream connect`` runs
+    them) plus ``iceberg-aws-bundle`` and ``aws-msk-iam-auth``, under one folder. Upload it to
+    S3 and pass bucket and key to ``adstream.infra.warehouse.RawEventsWarehouse``."""
+    say = progress or (lambda _msg: None)
+    with tempfile.TemporaryDirectory(prefix="adstream-msk-plugin-") as tmp:
+        work = Path(tmp)
+        (work / "pom.xml").write_text(plugin_pom(iceberg, aws=True))
+        say(f"Fetching the Apache Iceberg {iceberg} sink for MSK Connect from Maven Central")
+        run_maven(find_maven(), work, say, what=f"the Iceberg {iceberg} MSK Connect plugin")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        folder = f"iceberg-kafka-connect-{iceberg}"
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for jar in sorted((work / "lib").glob("*.jar")):
+                archive.write(jar, f"{folder}/lib/{jar.name}")
+    say(f"MSK Connect plugin: {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return out

@@ -145,3 +145,10 @@ def test_the_poms_name_the_worker_its_logging_and_the_plugin_parts() -> None:
         "hadoop-common",
         "sqlite-jdbc",
     } <= plugin
+
+
+def test_the_msk_connect_plugin_adds_the_aws_bundle_and_iam_auth_instead_of_sqlite() -> None:
+    local, aws = _artifacts(plugin_pom()), _artifacts(plugin_pom(aws=True))
+    assert {"iceberg-aws-bundle", "aws-msk-iam-auth"} <= aws - local
+    assert "sqlite-jdbc" in local - aws
+    assert {"iceberg-kafka-connect", "hadoop-common"} <= local & aws
