@@ -22,7 +22,11 @@ DirOpt = Annotated[
     Path | None, typer.Option("--dir", help="State directory [default: .adstream/connect]")
 ]
 RestPortOpt = Annotated[
-    int | None, typer.Option("--rest-port", help="Worker REST port on 127.0.0.1 [default: 8083]")
+    int | None,
+    typer.Option(
+        "--rest-port",
+        help="Worker REST port on 127.0.0.1 [default: 8083 + the broker's base port - 9092]",
+    ),
 ]
 HeapOpt = Annotated[int | None, typer.Option("--heap-mb", help="JVM max heap [default: 384]")]
 CommitOpt = Annotated[

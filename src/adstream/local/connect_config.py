@@ -32,6 +32,16 @@ from adstream.warehouse.layout import CATALOG_NAME, RAW_EVENTS_TABLE, WarehouseL
 
 CONNECT_PRINCIPAL = "adstream-connect"
 DEFAULT_REST_PORT = 8083
+DEFAULT_BROKER_BASE_PORT = 9092
+
+
+def rest_port_for(broker_ports: Ports) -> int:
+    """8083 beside a broker on 9092; shifted with the broker's ports, so a test broker's
+    worker runs beside a developer's (8083 again if the shift leaves the valid range)."""
+    shifted = DEFAULT_REST_PORT + broker_ports.base - DEFAULT_BROKER_BASE_PORT
+    return shifted if 1024 <= shifted <= 65535 else DEFAULT_REST_PORT
+
+
 DEFAULT_COMMIT_INTERVAL_MS = 10_000
 """How often the coordinator commits to the table (Iceberg's default is 5 minutes): rows
 become visible to queries at most this long after they reach Kafka, plus the write time."""

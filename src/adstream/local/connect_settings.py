@@ -15,8 +15,8 @@ from adstream.local.broker import RunningState
 from adstream.local.connect import DEFAULT_HEAP_MB, LocalConnect
 from adstream.local.connect_config import (
     DEFAULT_COMMIT_INTERVAL_MS,
-    DEFAULT_REST_PORT,
     ConnectLayout,
+    rest_port_for,
 )
 from adstream.local.connect_jars import ICEBERG_VERSION, ensure_connect_jars
 from adstream.local.jars import KAFKA_VERSION, ProgressFn
@@ -29,8 +29,11 @@ class LocalConnectSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ADSTREAM_LOCAL_CONNECT_", extra="ignore")
 
     dir: Path = Field(Path(".adstream/connect"), description="state directory of the worker")
-    rest_port: int = Field(
-        DEFAULT_REST_PORT, ge=1024, le=65535, description="worker REST port on 127.0.0.1"
+    rest_port: int | None = Field(
+        None,
+        ge=1024,
+        le=65535,
+        description="worker REST port on 127.0.0.1 (default 8083, shifted with the broker's)",
     )
     heap_mb: int = Field(DEFAULT_HEAP_MB, ge=128, le=16384, description="JVM max heap in MiB")
     commit_interval_ms: int = Field(
@@ -48,13 +51,14 @@ class LocalConnectSettings(BaseSettings):
         kafka = LocalKafkaSettings()
         broker = BrokerLayout.at(kafka.dir)
         state = RunningState.read(broker.state_file)
+        ports = Ports(state.base_port if state else kafka.base_port)
         return LocalConnect(
             ConnectLayout.at(self.dir),
             dist,
             broker,
-            Ports(state.base_port if state else kafka.base_port),
+            ports,
             WarehouseSettings().layout(),
-            rest_port=self.rest_port,
+            rest_port=self.rest_port or rest_port_for(ports),
             heap_mb=self.heap_mb,
             commit_interval_ms=self.commit_interval_ms,
         )

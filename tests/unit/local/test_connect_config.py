@@ -18,6 +18,7 @@ from adstream.local.connect_config import (
     CONNECT_PRINCIPAL,
     ConnectLayout,
     connector_properties,
+    rest_port_for,
     worker_properties,
 )
 from adstream.local.connect_jars import plugin_pom, worker_pom
@@ -57,6 +58,12 @@ def test_the_worker_and_its_sink_consumers_use_mutual_tls_with_their_own_certifi
 
 def test_the_worker_listens_on_loopback_only(worker: dict[str, str]) -> None:
     assert worker["listeners"] == "http://127.0.0.1:8083"
+
+
+def test_the_rest_port_shifts_with_the_brokers_ports() -> None:
+    assert rest_port_for(Ports(9092)) == 8083
+    assert rest_port_for(Ports(20000)) == 8083 + 20000 - 9092
+    assert rest_port_for(Ports(1024)) == 8083  # a shift below 1024 falls back
 
 
 def test_the_sink_answers_commit_requests_within_seconds_on_an_idle_topic(
