@@ -74,6 +74,15 @@ def test_the_sink_answers_commit_requests_within_seconds_on_an_idle_topic(
     assert int(worker["offset.flush.interval.ms"]) <= 5_000
 
 
+def test_a_restarted_worker_gets_its_partitions_within_seconds(
+    worker: dict[str, str], connector: dict[str, str]
+) -> None:
+    """A SIGKILLed worker never leaves its groups: the sink's and the coordinator's
+    consumers each waited Kafka's default 45 s session timeout after a restart."""
+    assert int(worker["consumer.session.timeout.ms"]) <= 10_000
+    assert int(connector["iceberg.kafka.session.timeout.ms"]) <= 10_000
+
+
 def test_the_sink_writes_ad_events_into_the_table_pyiceberg_reads(
     connector: dict[str, str], tmp_path: Path
 ) -> None:
