@@ -13,7 +13,7 @@ from adstream.infra import cli as infra_cli
 from adstream.ingest.cli import serve
 from adstream.kafka import cli as kafka_cli
 from adstream.local import cli as local_cli
-from adstream.local import monitor_cli
+from adstream.local import monitor_cli, registry_cli
 from adstream.logs import LogSettingsError, configure_logging
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ def _start() -> None:
 app.add_typer(local_cli.app, name="kafka")
 app.add_typer(infra_cli.app, name="infra")
 app.add_typer(monitor_cli.app, name="monitor")
+app.add_typer(registry_cli.app, name="registry")
 app.command()(serve)
 app.command()(aggregate)
 
