@@ -1,0 +1,210 @@
+"""Avro and JSON Schema through a Confluent-compatible schema registry (Confluent, Apicurio).
+
+Settings (`kafka.schema_settings`) say which format producers write and where the registry
+is. The producer side registers `AdEvent`'s schema for the subject ``<topic>-value``
+(TopicNameStrategy, ``ad-events-value``) once, at start: a schema the registry refuses
+raises `IncompatibleSchemaError` naming the subject and the compatibility rule, before any
+event is accepted. Each record is then framed the Confluent way (``0x00``, schema id).
+The reader side decodes any framed record by its schema id, whatever format and version
+wrote it; with a `reader_version` an Avro payload is resolved to that version's fields
+(an old reader drops ``campaignId``, a new one fills in its default).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import httpx
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
+
+from adstream.events import schemas
+from adstream.events.formats import (
+    EventFormat,
+    RegistryUnavailableError,
+    UndecodableValueError,
+    registry_headers,
+)
+from adstream.events.model import AdEvent
+from adstream.events.wire import Headers
+from adstream.kafka.schema_settings import SchemaSettings
+
+
+def registry_client(settings: SchemaSettings) -> SchemaRegistryClient:
+    return SchemaRegistryClient(settings.client_conf())
+
+
+def subject_for(topic: str) -> str:
+    """TopicNameStrategy: the value schema of ``ad-events`` is ``ad-events-value``."""
+    return f"{topic}-value"
+
+
+def schema_of(event_format: EventFormat, version: int = schemas.CURRENT_VERSION) -> Schema:
+    """`AdEvent`'s schema of `version` in `event_format` (avro or jsonschema)."""
+    if event_format is EventFormat.AVRO:
+        return Schema(json.dumps(schemas.avro_schema(version)), "AVRO")
+    if event_format is EventFormat.JSONSCHEMA:
+        return Schema(json.dumps(schemas.json_schema(version)), "JSON")
+    raise ValueError(f"format {event_format} has no registered schema")
+
+
+class IncompatibleSchemaError(RuntimeError):
+    """The registry refused a schema: it would break the subject's existing readers."""
+
+    def __init__(self, subject: str, compatibility: str, detail: str) -> None:
+        super().__init__(
+            f"the schema registry refused the new schema for subject {subject!r}: it is not "
+            f"{compatibility} compatible with the registered versions ({detail})"
+        )
+        self.subject = subject
+        self.compatibility = compatibility
+        self.detail = detail
+
+
+def compatibility_of(client: SchemaRegistryClient, subject: str) -> str:
+    """The rule the registry applies to `subject`: its own, else the global one."""
+    try:
+        level = str(client.get_compatibility(subject))
+    except SchemaRegistryError:
+        level = "NONE"
+    if level in ("NONE", "None", ""):
+        try:
+            level = str(client.get_compatibility())
+        except SchemaRegistryError as exc:
+            return f"UNKNOWN ({exc.error_message})"
+    return level
+
+
+def register(client: SchemaRegistryClient, subject: str, schema: Schema) -> int:
+    """Register `schema` under `subject` (idempotent) and return its id.
+
+    Raises `IncompatibleSchemaError` on the registry's 409 and `RegistryUnavailableError`
+    when it cannot be reached.
+    """
+    try:
+        return int(client.register_schema(subject, schema))
+    except SchemaRegistryError as exc:
+        if exc.http_status_code == 409:
+            raise IncompatibleSchemaError(
+                subject, compatibility_of(client, subject), exc.error_message
+            ) from exc
+        raise RegistryUnavailableError(
+            f"schema registry refused to register {subject!r}: HTTP {exc.http_status_code} "
+            f"{exc.error_message}"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise RegistryUnavailableError(f"schema registry unreachable: {exc}") from exc
+
+
+class RegistryEncoder:
+    """Writes events in avro or jsonschema with Confluent framing; see the module docstring.
+
+    The schema is registered (or, without auto-registration, looked up) in the constructor,
+    so an incompatible schema stops the producer's start, not its first request.
+    """
+
+    def __init__(
+        self,
+        client: SchemaRegistryClient,
+        event_format: EventFormat,
+        topic: str,
+        version: int = schemas.CURRENT_VERSION,
+        *,
+        auto_register: bool = True,
+    ) -> None:
+        self.format = event_format
+        self.version = version
+        self.subject = subject_for(topic)
+        schema = schema_of(event_format, version)
+        if auto_register:
+            self.schema_id = register(client, self.subject, schema)
+        else:
+            try:
+                self.schema_id = client.lookup_schema(self.subject, schema).schema_id or 0
+            except SchemaRegistryError as exc:
+                raise IncompatibleSchemaError(
+                    self.subject,
+                    compatibility_of(client, self.subject),
+                    f"schema version {version} is not registered and auto-registration "
+                    f"is off: {exc.error_message}",
+                ) from exc
+        conf = {"auto.register.schemas": False, "use.schema.id": self.schema_id}
+        self._context = SerializationContext(topic, MessageField.VALUE)
+        self._serialize: Any
+        if event_format is EventFormat.AVRO:
+            self._serialize = AvroSerializer(client, schema, conf=conf)
+        else:
+            self._serialize = JSONSerializer(schema, client, conf=conf)
+        self._headers = registry_headers(event_format, version)
+
+    def value(self, event: AdEvent) -> bytes:
+        try:
+            out = self._serialize(schemas.record_of(event, self.version), self._context)
+        except SerializationError as exc:
+            raise ValueError(f"event {event.event_id} does not fit its schema: {exc}") from exc
+        assert isinstance(out, bytes)
+        return out
+
+    def headers(self, event: AdEvent) -> Headers:
+        return self._headers[event.type]
+
+
+class RegistryDecoder:
+    """Decodes Confluent-framed records (Avro or JSON Schema, any registered version).
+
+    Schemas are fetched by id once and cached by the client, so the registry is asked only
+    when a new schema id first appears on the topic.
+    """
+
+    def __init__(self, client: SchemaRegistryClient, reader_version: int | None = None) -> None:
+        self._client = client
+        reader = (
+            None
+            if reader_version is None
+            else Schema(json.dumps(schemas.avro_schema(reader_version)), "AVRO")
+        )
+        self._avro = AvroDeserializer(client, reader)
+        self._json = JSONDeserializer(None, schema_registry_client=client)
+        self._types: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._context = SerializationContext("", MessageField.VALUE)
+
+    def __call__(self, raw: bytes) -> dict[str, object]:
+        schema_id = int.from_bytes(raw[1:5], "big")
+        kind = self._schema_type(schema_id)
+        deserialize = self._avro if kind == "AVRO" else self._json if kind == "JSON" else None
+        if deserialize is None:
+            raise UndecodableValueError(f"schema id {schema_id} is a {kind} schema, not AdEvent")
+        try:
+            data = deserialize(raw, self._context)
+        except SerializationError as exc:
+            raise UndecodableValueError(f"{kind} record, schema id {schema_id}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise UndecodableValueError(f"{kind} record, schema id {schema_id}: not an object")
+        return data
+
+    def _schema_type(self, schema_id: int) -> str:
+        known = self._types.get(schema_id)
+        if known is not None:
+            return known
+        try:
+            schema = self._client.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise UndecodableValueError(
+                    f"schema id {schema_id} is unknown to the registry"
+                ) from exc
+            raise RegistryUnavailableError(
+                f"schema registry: HTTP {exc.http_status_code} {exc.error_message}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise RegistryUnavailableError(f"schema registry unreachable: {exc}") from exc
+        kind = str(schema.schema_type or "AVRO")  # the registry omits the type for Avro
+        with self._lock:
+            self._types[schema_id] = kind
+        return kind
