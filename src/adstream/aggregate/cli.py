@@ -12,6 +12,7 @@ from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.dead_letters import DeadLetterTopicError
 from adstream.aggregate.store_url import DEFAULT_DB_URL, StoreUrlError
 from adstream.kafka import topics
+from adstream.kafka.schema_settings import SchemaSettings, framed_decoder
 from adstream.kafka.topics import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
 from adstream.local.defaults import NoKafkaSettingsError, service_settings
 
@@ -60,12 +61,16 @@ def aggregate(
             instance_id=instance_id,
             batch_size=batch_size,
         )
-        run_aggregator(settings, db, config, metrics_port=metrics_port)
+        # Records of every format are read: JSON always, registry-framed ones when
+        # ADSTREAM_SCHEMA_REGISTRY_URL (or ..._REGISTRY=glue) says where their schemas are.
+        framed = framed_decoder(SchemaSettings())
+        run_aggregator(settings, db, config, metrics_port=metrics_port, framed=framed)
     except (
         NoKafkaSettingsError,
         StoreUrlError,
         DeadLetterTopicError,
         ValidationError,
+        ValueError,
         OSError,
     ) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

@@ -19,7 +19,7 @@ from granian import Granian
 from granian.constants import Interfaces, Loops
 from pydantic import ValidationError
 
-from adstream.ingest.config import KAFKA_CONFIG_ENV, MULTIPROC_ENV
+from adstream.ingest.config import KAFKA_CONFIG_ENV, MULTIPROC_ENV, ApiSettings
 from adstream.kafka.java_properties import JavaPropertiesError
 from adstream.kafka.keystores import StoreError
 from adstream.kafka.load import load_settings
@@ -72,11 +72,25 @@ def serve(
         source = kafka_config or "ADSTREAM_KAFKA_* environment variables"
         typer.echo(f"invalid Kafka settings in {source}: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_CONFIG) from exc
+    _check_schema_settings()
     if kafka_config is not None:
         os.environ[KAFKA_CONFIG_ENV] = str(kafka_config.resolve())
     if db is not None:
         os.environ[DB_URL_ENV] = db
     run_server(APP_FACTORY, host, port, workers)
+
+
+def _check_schema_settings() -> None:
+    """Register the event schema once before any worker starts: a registry that refuses it
+    (incompatible) or cannot be reached stops `serve` with exit code 2, naming the cause."""
+    from adstream.events.formats import RegistryUnavailableError
+    from adstream.kafka.schema_settings import SchemaSettings, event_encoder
+
+    try:
+        event_encoder(SchemaSettings(), ApiSettings().topic)
+    except (ValidationError, ValueError, RegistryUnavailableError, RuntimeError) as exc:
+        typer.echo(f"error: event format / schema registry: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_CONFIG) from exc
 
 
 def run_server(app_factory: str, host: str, port: int, workers: int) -> None:
