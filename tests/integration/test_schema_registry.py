@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from adstream.aggregate.dead_letters import REASON_HEADER
 from adstream.aggregate.store import SqlCountStore
 from adstream.events import schemas
-from adstream.events.formats import CONTENT_TYPES, EventFormat
+from adstream.events.formats import CONTENT_TYPES, EventFormat, RegistryUnavailableError
 from adstream.events.wire import HEADER_CONTENT_TYPE, key
 from adstream.ingest.app import create_app
 from adstream.ingest.config import ApiSettings
@@ -220,3 +220,30 @@ def test_a_framed_record_with_an_unknown_schema_id_is_a_dead_letter_kept_byte_fo
     assert letter.value() == unknown
     reason = dict(letter.headers())[REASON_HEADER].decode()
     assert reason == f"confluent-framed record: schema id {2**31 - 1} is unknown to the registry"
+
+
+def test_an_unreachable_registry_delays_the_batch_without_dead_letters(
+    broker: LocalBroker,
+    topic: PrivateTopic,
+    store: SqlCountStore,
+    client: SchemaRegistryClient,
+) -> None:
+    """The record is fine, only its schema cannot be fetched yet: the batch is read again."""
+    producer = admin_producer(broker)
+    avro = RegistryEncoder(client, EventFormat.AVRO, topic.topic)
+    _send(producer, topic.topic, avro, event("AD1", T0, impressions=4))
+    assert producer.flush(20) == 0
+    real = RegistryDecoder(client)
+    failures: list[bytes] = []
+
+    def flaky(raw: bytes) -> dict[str, object]:
+        if len(failures) < 2:
+            failures.append(raw)
+            raise RegistryUnavailableError("connection refused")
+        return real(raw)
+
+    with RunningAggregator(broker, topic, store, framed=flaky, blocked_retry_s=0.1) as running:
+        wait_until(lambda: running.counted("counted") == 1)
+    assert len(failures) == 2
+    assert running.counted("dead_letter") == 0
+    assert list(store.totals()) == [("AD1", T0, 4, 0)]
