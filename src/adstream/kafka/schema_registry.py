@@ -16,9 +16,14 @@ import json
 import threading
 from typing import Any
 
-import httpx
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+import orjson
+from confluent_kafka.schema_registry import (
+    Schema,
+    SchemaRegistryClient,
+    topic_subject_name_strategy,
+)
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.common._httpx_compat import httpx as registry_http
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
@@ -33,6 +38,11 @@ from adstream.events.formats import (
 from adstream.events.model import AdEvent
 from adstream.events.wire import Headers
 from adstream.kafka.schema_settings import SchemaSettings
+
+TOPIC_NAMES: dict[str, Any] = {"subject.name.strategy": topic_subject_name_strategy}
+"""Subjects by TopicNameStrategy, computed locally. confluent-kafka 2.16's default asks the
+registry for the topic's subject "associations" on each new topic, an API that Apicurio
+and Confluent Platform do not serve (one such lookup hung in a benchmark run)."""
 
 
 def registry_client(settings: SchemaSettings) -> SchemaRegistryClient:
@@ -97,7 +107,7 @@ def register(client: SchemaRegistryClient, subject: str, schema: Schema) -> int:
             f"schema registry refused to register {subject!r}: HTTP {exc.http_status_code} "
             f"{exc.error_message}"
         ) from exc
-    except httpx.HTTPError as exc:
+    except registry_http.HTTPError as exc:  # the client's own HTTP library (httpx2/httpx)
         raise RegistryUnavailableError(f"schema registry unreachable: {exc}") from exc
 
 
@@ -116,6 +126,7 @@ class RegistryEncoder:
         version: int = schemas.CURRENT_VERSION,
         *,
         auto_register: bool = True,
+        validate: bool = False,
     ) -> None:
         self.format = event_format
         self.version = version
@@ -133,13 +144,21 @@ class RegistryEncoder:
                     f"schema version {version} is not registered and auto-registration "
                     f"is off: {exc.error_message}",
                 ) from exc
-        conf = {"auto.register.schemas": False, "use.schema.id": self.schema_id}
+        conf: dict[str, Any] = {
+            "auto.register.schemas": False,
+            "use.schema.id": self.schema_id,
+            **TOPIC_NAMES,
+        }
         self._context = SerializationContext(topic, MessageField.VALUE)
         self._serialize: Any
         if event_format is EventFormat.AVRO:
             self._serialize = AvroSerializer(client, schema, conf=conf)
         else:
-            self._serialize = JSONSerializer(schema, client, conf=conf)
+            # Validating each record against the JSON Schema costs ~70 µs per event (4x the
+            # encoding, bench/RESULTS.md) and checks what `AdEvent.create` already checked
+            # with the same rules (tests/unit/events/test_schemas.py ties the two together).
+            conf["validate"] = validate
+            self._serialize = JSONSerializer(schema, client, conf=conf, json_encode=orjson.dumps)
         self._headers = registry_headers(event_format, version)
 
     def value(self, event: AdEvent) -> bytes:
@@ -168,8 +187,15 @@ class RegistryDecoder:
             if reader_version is None
             else Schema(json.dumps(schemas.avro_schema(reader_version)), "AVRO")
         )
-        self._avro = AvroDeserializer(client, reader)
-        self._json = JSONDeserializer(None, schema_registry_client=client)
+        self._avro = AvroDeserializer(client, reader, conf=dict(TOPIC_NAMES))
+        # Readers check the decoded fields with `events.model.parse_wire` (the same rules),
+        # so JSON Schema validation here would only repeat it at ~4x the decoding cost.
+        self._json = JSONDeserializer(
+            None,
+            schema_registry_client=client,
+            conf={"validate": False, **TOPIC_NAMES},
+            json_decode=orjson.loads,
+        )
         self._types: dict[int, str] = {}
         self._lock = threading.Lock()
         self._context = SerializationContext("", MessageField.VALUE)
@@ -202,7 +228,7 @@ class RegistryDecoder:
             raise RegistryUnavailableError(
                 f"schema registry: HTTP {exc.http_status_code} {exc.error_message}"
             ) from exc
-        except httpx.HTTPError as exc:
+        except registry_http.HTTPError as exc:  # the client's own HTTP library (httpx2/httpx)
             raise RegistryUnavailableError(f"schema registry unreachable: {exc}") from exc
         kind = str(schema.schema_type or "AVRO")  # the registry omits the type for Avro
         with self._lock:

@@ -39,6 +39,11 @@ class SchemaSettings(BaseSettings):
     auto_register: bool = Field(
         True, description="register the schema at start; else it must be registered already"
     )
+    validate_on_produce: bool = Field(
+        False,
+        description="validate each JSON Schema record before sending (AdEvent's own checks "
+        "already apply the same rules; ~70 µs per event)",
+    )
     registry_url: str | None = Field(
         None, description="e.g. http://127.0.0.1:8081/apis/ccompat/v7 (adstream registry up)"
     )
@@ -108,6 +113,7 @@ def event_encoder(settings: SchemaSettings, topic: str) -> EventEncoder:
         topic,
         settings.version,
         auto_register=settings.auto_register,
+        validate=settings.validate_on_produce,
     )
 
 

@@ -7,8 +7,9 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from adstream.events.formats import JSON_ENCODER, EventFormat
+from adstream.events.formats import JSON_ENCODER, EventFormat, RegistryUnavailableError
 from adstream.kafka.schema_settings import SchemaSettings, event_encoder, framed_decoder
+from tests.support.ports import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +64,11 @@ def test_inconsistent_settings_are_refused(fields: dict[str, object], message: s
 def test_the_decoder_is_built_whenever_a_registry_is_named() -> None:
     """The aggregator reads framed records even when producers still write JSON."""
     assert framed_decoder(SchemaSettings(registry_url="http://127.0.0.1:1/apis/ccompat/v7"))
+
+
+def test_an_unreachable_registry_is_reported_as_such() -> None:
+    """Not an incompatibility and not a crash: the API's start says the registry is down."""
+    url = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
+    settings = SchemaSettings(format="avro", registry_url=url)
+    with pytest.raises(RegistryUnavailableError, match="unreachable"):
+        event_encoder(settings, "ad-events")
