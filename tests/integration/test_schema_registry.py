@@ -201,7 +201,7 @@ def test_an_incompatible_schema_is_refused_naming_subject_and_rule(
     assert len(client.get_versions(subject)) == 1  # nothing was registered
 
 
-def test_a_framed_record_with_an_unknown_schema_id_is_a_dead_letter_kept_byte_for_byte(
+def test_framed_records_no_schema_reads_are_dead_letters_kept_byte_for_byte(
     broker: LocalBroker,
     topic: PrivateTopic,
     store: SqlCountStore,
@@ -211,15 +211,19 @@ def test_a_framed_record_with_an_unknown_schema_id_is_a_dead_letter_kept_byte_fo
     avro = RegistryEncoder(client, EventFormat.AVRO, topic.topic)
     good = avro.value(event("AD1", T0))
     unknown = b"\x00" + (2**31 - 1).to_bytes(4, "big") + good[5:]
-    producer.produce(topic.topic, key=b"AD1", value=unknown)
-    producer.produce(topic.topic, key=b"AD1", value=good)
+    truncated = good[:12]
+    for value in (unknown, truncated, good):
+        producer.produce(topic.topic, key=b"AD1", value=value)
     assert producer.flush(20) == 0
     with RunningAggregator(broker, topic, store, framed=RegistryDecoder(client)) as running:
-        wait_until(lambda: running.counted("dead_letter") == 1 and running.counted("counted") == 1)
-    [letter] = _read_all(broker, topic.dead_letters, 1)
-    assert letter.value() == unknown
-    reason = dict(letter.headers())[REASON_HEADER].decode()
-    assert reason == f"confluent-framed record: schema id {2**31 - 1} is unknown to the registry"
+        wait_until(lambda: running.counted("dead_letter") == 2 and running.counted("counted") == 1)
+    letters = _read_all(broker, topic.dead_letters, 2)
+    assert [letter.value() for letter in letters] == [unknown, truncated]
+    reasons = [dict(letter.headers())[REASON_HEADER].decode() for letter in letters]
+    assert reasons[0] == (
+        f"confluent-framed record: schema id {2**31 - 1} is unknown to the registry"
+    )
+    assert reasons[1].startswith(f"confluent-framed record: schema id {avro.schema_id}: EOFError")
 
 
 def test_an_unreachable_registry_delays_the_batch_without_dead_letters(

@@ -12,20 +12,25 @@ wrote it; with a `reader_version` an Avro payload is resolved to that version's 
 
 from __future__ import annotations
 
+import io
 import json
 import threading
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+import fastavro
+import fastavro.schema
 import orjson
 from confluent_kafka.schema_registry import (
     Schema,
     SchemaRegistryClient,
     topic_subject_name_strategy,
 )
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.common._httpx_compat import httpx as registry_http
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
 from adstream.events import schemas
@@ -176,48 +181,37 @@ class RegistryEncoder:
 class RegistryDecoder:
     """Decodes Confluent-framed records (Avro or JSON Schema, any registered version).
 
-    Schemas are fetched by id once and cached by the client, so the registry is asked only
-    when a new schema id first appears on the topic.
+    The writer's schema is fetched by id through the `SchemaRegistryClient` once per id
+    (the registry is asked only when a new id first appears on the topic); the payload is
+    then read with fastavro (resolved to `reader_version` when given) or orjson directly.
+    Confluent's deserializers cost ~50 µs per Avro record here, mostly per-call machinery
+    for data-contract rules adstream does not use; this path ~10 (bench/RESULTS.md). The
+    decoded fields are checked by `events.model.parse_wire`, as JSON ones are, so JSON
+    Schema validation is not repeated. Schemas with references are not supported.
     """
 
     def __init__(self, client: SchemaRegistryClient, reader_version: int | None = None) -> None:
         self._client = client
-        reader = (
+        self._reader = (
             None
             if reader_version is None
-            else Schema(json.dumps(schemas.avro_schema(reader_version)), "AVRO")
+            else fastavro.parse_schema(schemas.avro_schema(reader_version))
         )
-        self._avro = AvroDeserializer(client, reader, conf=dict(TOPIC_NAMES))
-        # Readers check the decoded fields with `events.model.parse_wire` (the same rules),
-        # so JSON Schema validation here would only repeat it at ~4x the decoding cost.
-        self._json = JSONDeserializer(
-            None,
-            schema_registry_client=client,
-            conf={"validate": False, **TOPIC_NAMES},
-            json_decode=orjson.loads,
-        )
-        self._types: dict[int, str] = {}
+        self._readers: dict[int, Callable[[bytes], object]] = {}
         self._lock = threading.Lock()
-        self._context = SerializationContext("", MessageField.VALUE)
 
     def __call__(self, raw: bytes) -> dict[str, object]:
         schema_id = int.from_bytes(raw[1:5], "big")
-        kind = self._schema_type(schema_id)
-        deserialize = self._avro if kind == "AVRO" else self._json if kind == "JSON" else None
-        if deserialize is None:
-            raise UndecodableValueError(f"schema id {schema_id} is a {kind} schema, not AdEvent")
+        read = self._readers.get(schema_id) or self._reader_for(schema_id)
         try:
-            data = deserialize(raw, self._context)
-        except SerializationError as exc:
-            raise UndecodableValueError(f"{kind} record, schema id {schema_id}: {exc}") from exc
+            data = read(raw)
+        except (ValueError, EOFError, IndexError, KeyError, TypeError) as exc:
+            raise UndecodableValueError(f"schema id {schema_id}: {exc!r}") from exc
         if not isinstance(data, dict):
-            raise UndecodableValueError(f"{kind} record, schema id {schema_id}: not an object")
+            raise UndecodableValueError(f"schema id {schema_id}: not an object")
         return data
 
-    def _schema_type(self, schema_id: int) -> str:
-        known = self._types.get(schema_id)
-        if known is not None:
-            return known
+    def _reader_for(self, schema_id: int) -> Callable[[bytes], object]:
         try:
             schema = self._client.get_schema(schema_id)
         except SchemaRegistryError as exc:
@@ -231,6 +225,25 @@ class RegistryDecoder:
         except registry_http.HTTPError as exc:  # the client's own HTTP library (httpx2/httpx)
             raise RegistryUnavailableError(f"schema registry unreachable: {exc}") from exc
         kind = str(schema.schema_type or "AVRO")  # the registry omits the type for Avro
+        read: Callable[[bytes], object]
+        if kind == "JSON":
+            read = _json_payload
+        elif kind == "AVRO":
+            try:
+                writer = fastavro.parse_schema(json.loads(schema.schema_str or ""))
+            except (ValueError, fastavro.schema.SchemaParseException) as exc:
+                raise UndecodableValueError(f"schema id {schema_id}: {exc}") from exc
+            read = partial(_avro_payload, writer, self._reader)
+        else:
+            raise UndecodableValueError(f"schema id {schema_id} is a {kind} schema, not AdEvent")
         with self._lock:
-            self._types[schema_id] = kind
-        return kind
+            self._readers[schema_id] = read
+        return read
+
+
+def _json_payload(raw: bytes) -> object:
+    return orjson.loads(raw[5:])
+
+
+def _avro_payload(writer: Any, reader: Any, raw: bytes) -> object:
+    return fastavro.schemaless_reader(io.BytesIO(raw[5:]), writer, reader)
