@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Message, Producer, TopicPartition
@@ -30,7 +31,8 @@ from adstream.kafka.schema_registry import (
 )
 from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import local_kafka_settings
-from adstream.local.registry import LocalRegistry
+from adstream.local.ports import port_free
+from adstream.local.registry import LocalRegistry, PostgresStorage
 from tests.integration.aggregate_helpers import (
     RECENT_MINUTE,
     PrivateTopic,
@@ -41,6 +43,8 @@ from tests.integration.aggregate_helpers import (
     wait_until,
 )
 from tests.integration.test_aggregator import _admin_consumer, _read_all
+from tests.support.ports import free_port
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -251,3 +255,33 @@ def test_an_unreachable_registry_delays_the_batch_without_dead_letters(
     assert len(failures) == 2
     assert running.counted("dead_letter") == 0
     assert list(store.totals()) == [("AD1", T0, 4, 0)]
+
+
+def test_the_local_registry_keeps_schemas_in_postgresql_across_restarts(
+    tmp_path: Path, schema_registry: LocalRegistry, postgres: PostgresServer
+) -> None:
+    """`adstream registry up --postgres URL`: a restarted registry still knows its schemas."""
+    url = postgres.new_database()
+    port = free_port()
+    while not port_free(port + 1):
+        port = free_port()
+    registry = LocalRegistry(
+        tmp_path / "registry",
+        schema_registry.dist,
+        port=port,
+        heap_mb=256,
+        storage=PostgresStorage.from_url(url),
+    )
+    registry.up()
+    try:
+        assert registry.status().state.storage == "postgresql"  # type: ignore[union-attr]
+        first = RegistryEncoder(
+            SchemaRegistryClient({"url": registry.url}), EventFormat.AVRO, "kept"
+        ).schema_id
+        registry.down()
+        registry.up()
+        client = SchemaRegistryClient({"url": registry.url})
+        assert client.get_latest_version("kept-value").schema_id == first
+        assert registry.status().compatibility == "BACKWARD"
+    finally:
+        registry.down()
