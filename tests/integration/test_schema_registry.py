@@ -14,9 +14,11 @@ import pytest
 from confluent_kafka import Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from adstream.aggregate.dead_letters import REASON_HEADER
 from adstream.aggregate.store import SqlCountStore
+from adstream.cli import app as cli
 from adstream.events import schemas
 from adstream.events.formats import CONTENT_TYPES, EventFormat, RegistryUnavailableError
 from adstream.events.wire import HEADER_CONTENT_TYPE, key
@@ -285,3 +287,23 @@ def test_the_local_registry_keeps_schemas_in_postgresql_across_restarts(
         assert registry.status().compatibility == "BACKWARD"
     finally:
         registry.down()
+
+
+def test_serve_refuses_to_start_on_an_incompatible_schema_and_says_why(
+    broker: LocalBroker,
+    topic: PrivateTopic,
+    client: SchemaRegistryClient,
+    schema_registry: LocalRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = schemas.avro_schema(1)
+    other["fields"].append({"name": "campaignId", "type": "long", "default": 0})
+    register(client, subject_for(topic.topic), Schema(json.dumps(other), "AVRO"))
+    monkeypatch.setenv("ADSTREAM_SCHEMA_FORMAT", "avro")
+    monkeypatch.setenv("ADSTREAM_SCHEMA_REGISTRY_URL", schema_registry.url)
+    monkeypatch.setenv("ADSTREAM_API_TOPIC", topic.topic)
+    properties = broker.layout.client_properties("tls")
+    result = CliRunner().invoke(cli, ["serve", "--kafka-config", str(properties)])
+    assert result.exit_code == 2, result.output
+    assert f"subject '{subject_for(topic.topic)}'" in result.output
+    assert "not BACKWARD compatible" in result.output
