@@ -14,7 +14,7 @@ from adstream.ingest import keys_cli
 from adstream.ingest.cli import serve
 from adstream.kafka import cli as kafka_cli
 from adstream.local import cli as local_cli
-from adstream.local import connect_cli, monitor_cli
+from adstream.local import connect_cli, monitor_cli, registry_cli
 from adstream.logs import LogSettingsError, configure_logging
 from adstream.warehouse import cli as warehouse_cli
 
@@ -45,6 +45,7 @@ app.add_typer(monitor_cli.app, name="monitor")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(connect_cli.app, name="connect")
 app.add_typer(warehouse_cli.app, name="warehouse")
+app.add_typer(registry_cli.app, name="registry")
 app.command()(serve)
 app.command()(keys_cli.sign)
 app.command()(aggregate)

@@ -18,6 +18,7 @@ from adstream.aggregate.model import MINUTE_MS, minute_of
 from adstream.aggregate.service import build_aggregator
 from adstream.aggregate.store import SqlCountStore
 from adstream.events import epoch_ms
+from adstream.events.formats import FramedDecoder
 from adstream.events.model import AdEvent, EventType
 from adstream.events.wire import headers, key, value
 from adstream.kafka.settings import KafkaSettings
@@ -101,11 +102,16 @@ class RunningAggregator:
     """An in-process aggregator on a thread, as the ``aggregate`` command wires it."""
 
     def __init__(
-        self, broker: LocalBroker, topic: PrivateTopic, store: SqlCountStore, **config: object
+        self,
+        broker: LocalBroker,
+        topic: PrivateTopic,
+        store: SqlCountStore,
+        framed: FramedDecoder | None = None,
+        **config: object,
     ) -> None:
         settings = aggregator_settings(broker)
         self.aggregator = build_aggregator(
-            settings, store, topic.config(**config), stats_interval_ms=500
+            settings, store, topic.config(**config), stats_interval_ms=500, framed=framed
         )
         self.metrics = self.aggregator.metrics
         self.thread = threading.Thread(target=self.aggregator.run, daemon=True)

@@ -20,8 +20,11 @@ from adstream.aggregate.store_url import open_store
 from adstream.local.broker import LocalBroker
 from adstream.local.jars import KafkaDistribution, ensure_kafka_jars
 from adstream.local.layout import BrokerLayout
+from adstream.local.ports import port_free
+from adstream.local.registry import LocalRegistry
+from adstream.local.registry_dist import ensure_registry
 from tests.integration.aggregate_helpers import PrivateTopic, private_topic
-from tests.support.ports import free_base_port
+from tests.support.ports import free_base_port, free_port
 from tests.support.postgres import PostgresServer, running_postgres
 
 
@@ -67,6 +70,20 @@ def extra_broker(
             extra.down()
 
     return start
+
+
+@pytest.fixture(scope="session")
+def schema_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """One real Apicurio Registry (in memory, BACKWARD) for the session, started only when a
+    selected test asks for it (~4 s, ~250 MiB); tests use subjects of their own topics."""
+    dist = ensure_registry(progress=print)
+    port = free_port()
+    while port >= 65535 or not port_free(port + 1):  # the registry takes PORT and PORT+1
+        port = free_port()
+    registry = LocalRegistry(tmp_path_factory.mktemp("registry"), dist, port=port, heap_mb=256)
+    registry.up(progress=logging.getLogger("adstream.tests").info)
+    yield registry
+    registry.down()
 
 
 @pytest.fixture(scope="session")

@@ -118,15 +118,21 @@ def _distributions_of(module: str) -> set[str]:
     return {_normalize(d) for d in packages_distributions().get(module, [])}
 
 
+GLUE_EXTRA_MODULES = {SRC / "kafka" / "glue_registry.py"}
+"""Imported only with ADSTREAM_SCHEMA_REGISTRY=glue, which asks for the `glue` extra."""
+
+
 def _base_modules() -> set[Path]:
     """Modules the base install runs: all but the CDK app (its CLI and marker package stay)
-    and the warehouse's pyiceberg/DuckDB modules (its CLI and layout stay)."""
+    and the warehouse's pyiceberg/DuckDB modules (its CLI and layout stay), and the AWS Glue
+    Schema Registry adapter (the `glue` extra)."""
     infra, warehouse = SRC / "infra", SRC / "warehouse"
     return {
         path
         for path in SRC.rglob("*.py")
         if (path.parent != infra or path.name in {"__init__.py", "cli.py"})
         and (path.parent != warehouse or path.name not in WAREHOUSE_EXTRA_MODULES)
+        and path not in GLUE_EXTRA_MODULES
     }
 
 

@@ -13,6 +13,7 @@ from adstream.aggregate.dead_letters import DeadLetterTopicError
 from adstream.aggregate.store_url import DEFAULT_DB_URL, StoreUrlError
 from adstream.deployment import DEPLOYED_ENV, DeploymentSettings
 from adstream.kafka import topics
+from adstream.kafka.schema_settings import SchemaSettings, framed_decoder
 from adstream.kafka.topic_check import TopicCheckError, TopicCheckUnavailableError, check_topics
 from adstream.kafka.topics import AD_EVENTS_TOPIC, AGGREGATOR_GROUP
 from adstream.local.defaults import NoKafkaSettingsError, service_settings
@@ -88,7 +89,10 @@ def aggregate(
         wanted = deployment.topic_requirements()
         if wanted is not None:
             check_topics(settings, [config.topic, config.dead_letter_topic], wanted)
-        run_aggregator(settings, db_url, config, metrics_port=metrics_port)
+        # Records of every format are read: JSON always, registry-framed ones when
+        # ADSTREAM_SCHEMA_REGISTRY_URL (or ..._REGISTRY=glue) says where their schemas are.
+        framed = framed_decoder(SchemaSettings())
+        run_aggregator(settings, db_url, config, metrics_port=metrics_port, framed=framed)
     except TopicCheckUnavailableError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
@@ -98,6 +102,7 @@ def aggregate(
         DeadLetterTopicError,
         TopicCheckError,
         ValidationError,
+        ValueError,
         OSError,
     ) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

@@ -43,6 +43,7 @@ from adstream.aggregate.model import (
 )
 from adstream.aggregate.store import SqlCountStore
 from adstream.events import Clock, epoch_ms, wire
+from adstream.events.formats import FramedDecoder, RegistryUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Aggregator:
         metrics: AggregatorMetrics,
         config: AggregatorConfig | None = None,
         clock: Clock = epoch_ms,
+        framed: FramedDecoder | None = None,
     ) -> None:
         self.consumer = consumer
         self.store = store
@@ -85,6 +87,7 @@ class Aggregator:
         self.config = config or AggregatorConfig()
         self.clock = clock
         self._window = self.config.accepted_window
+        self._framed = framed  # schema-registry records; see aggregate.decoding
         self.stopping = threading.Event()
         self.blocked: dict[PartitionKey, BlockedPartition] = {}
         self._blocked_view: tuple[str, ...] = ()  # read by the /ready thread
@@ -120,7 +123,10 @@ class Aggregator:
         """Count one batch exactly once. The steps, in this order:
 
         1. Decode each record. One that is not an ad event is sent to the dead-letter topic.
-           Records of a blocked partition still in the fetch queue are left out.
+           Records of a blocked partition still in the fetch queue are left out. When the
+           schema registry cannot be asked (`RegistryUnavailableError`), nothing of the
+           batch is committed: its partitions are sought back to the stored offsets and
+           read again after ``config.blocked_retry_s``.
         2. Dead letters acknowledged (``DeadLetters.flush``). Where one was not written,
            its partition is blocked: this batch keeps that partition's records *before*
            it only, and the partition is paused and sought back to it, to be read again
@@ -146,8 +152,15 @@ class Aggregator:
             if not self._countable(message):
                 continue
             try:
-                tally = tally_of(message.value(), self._received_ms(message), self._window)
+                value, received_ms = message.value(), self._received_ms(message)
+                tally = tally_of(value, received_ms, self._window, self._framed)
                 decoded.append((message, tally))
+            except RegistryUnavailableError as exc:  # the record may be fine: not a dead letter
+                keys = {(str(m.topic()), int(m.partition() or 0)) for m in messages}
+                log.warning("%s; re-reading the batch from the stored offsets", exc)
+                self._seek_to_stored(sorted(keys))
+                self.stopping.wait(self.config.blocked_retry_s)
+                return
             except UndecodableRecordError as exc:
                 self.dead_letters.send(message, str(exc))
                 decoded.append((message, None))

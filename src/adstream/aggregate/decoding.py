@@ -7,6 +7,13 @@ counts as impressions and is de-duplicated by offset only. Both obey the same fi
 rules (`events.model.check_fields`) and the same event-time window, measured from the
 record's Kafka timestamp (when the event was received), not from the aggregator's clock,
 so re-reading old records gives the same verdicts.
+
+Records framed by a schema registry (Avro or JSON Schema, Confluent's ``0x00`` or Glue's
+``0x03`` first byte, see `events.schemas`) are decoded by the `FramedDecoder` the
+aggregator was given, then obey the same rules as adstream's JSON. Without a decoder, or
+when no schema reads them, they are dead letters; when the registry cannot be asked,
+`RegistryUnavailableError` propagates: the batch is not committed and is read again.
+JSON is tried first, so the JSON path costs nothing more than before.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from __future__ import annotations
 import orjson
 
 from adstream.aggregate.model import Tally, minute_of
+from adstream.events.formats import FramedDecoder, UndecodableValueError
 from adstream.events.limits import EventTimeWindow
 from adstream.events.model import EventType, InvalidEventError, check_fields, parse_wire
+from adstream.events.schemas import framing_of
 
 SEED_FIELDS = frozenset({"adId", "timestamp", "impressions"})
 
@@ -24,9 +33,14 @@ class UndecodableRecordError(ValueError):
     """The record is not an ad event; the message is the dead-letter reason."""
 
 
-def tally_of(value: bytes | None, received_ms: int, window: EventTimeWindow) -> Tally:
+def tally_of(
+    value: bytes | None,
+    received_ms: int,
+    window: EventTimeWindow,
+    framed: FramedDecoder | None = None,
+) -> Tally:
     """The tally of one record received (Kafka timestamp) at `received_ms`."""
-    tally = _decode(value, received_ms)
+    tally = _decode(value, received_ms, framed)
     late_or_early = window.violation(tally.timestamp, received_ms)
     if late_or_early is not None:
         raise UndecodableRecordError(
@@ -35,18 +49,33 @@ def tally_of(value: bytes | None, received_ms: int, window: EventTimeWindow) -> 
     return tally
 
 
-def _decode(value: bytes | None, received_ms: int) -> Tally:
+def _decode(value: bytes | None, received_ms: int, framed: FramedDecoder | None) -> Tally:
     if value is None:
         raise UndecodableRecordError("empty record value")
     try:
         data = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise UndecodableRecordError(f"not JSON: {exc}") from exc
+        framing = framing_of(value)
+        if framing is None:
+            raise UndecodableRecordError(f"not JSON: {exc}") from exc
+        return _adstream_event(_unframe(value, framing, framed), received_ms)
     if not isinstance(data, dict):
         raise UndecodableRecordError("not a JSON object")
     if "eventId" in data or "type" in data:
         return _adstream_event(data, received_ms)
     return _seed_event(data, received_ms)
+
+
+def _unframe(value: bytes, framing: str, framed: FramedDecoder | None) -> dict[str, object]:
+    if framed is None:
+        raise UndecodableRecordError(
+            f"{framing}-framed record (schema registry) but no registry is configured: "
+            "set ADSTREAM_SCHEMA_REGISTRY_URL (or ADSTREAM_SCHEMA_REGISTRY=glue)"
+        )
+    try:
+        return framed(value)
+    except UndecodableValueError as exc:
+        raise UndecodableRecordError(f"{framing}-framed record: {exc}") from exc
 
 
 def _adstream_event(data: dict[str, object], received_ms: int) -> Tally:

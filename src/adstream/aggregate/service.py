@@ -14,6 +14,7 @@ from adstream.aggregate.dead_letters import DeadLetters, check_dead_letter_topic
 from adstream.aggregate.metrics import AggregatorMetrics, serve_metrics
 from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.store_url import open_store, redact_db_url
+from adstream.events.formats import FramedDecoder
 from adstream.kafka.factory import make_admin, make_consumer, make_producer
 from adstream.kafka.settings import KafkaSettings
 
@@ -28,6 +29,7 @@ def build_aggregator(
     config: AggregatorConfig,
     metrics: AggregatorMetrics | None = None,
     stats_interval_ms: int = 5000,
+    framed: FramedDecoder | None = None,
 ) -> Aggregator:
     """Wire the consumer, the dead-letter producer and the metrics around ``store``.
 
@@ -61,7 +63,7 @@ def build_aggregator(
         timeout_s=DEAD_LETTER_TIMEOUT_MS / 1000 + 10,
         new_producer=dead_letter_producer,
     )
-    return Aggregator(consumer, store, dead_letters, metrics, config)
+    return Aggregator(consumer, store, dead_letters, metrics, config, framed=framed)
 
 
 def run_aggregator(
@@ -70,11 +72,12 @@ def run_aggregator(
     config: AggregatorConfig,
     *,
     metrics_port: int | None = None,
+    framed: FramedDecoder | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT; the batch in flight is committed before the exit."""
     store = open_store(db_url)
     try:
-        aggregator = build_aggregator(settings, store, config)
+        aggregator = build_aggregator(settings, store, config, framed=framed)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %d: finishing the current batch", signum)

@@ -1,4 +1,5 @@
-"""`AdEvent`, its JSON wire format, headers, limits and validation; imports nothing of adstream."""
+"""`AdEvent`, its wire formats (JSON; Avro and JSON Schema schemas for a registry), headers,
+limits and validation; imports nothing of adstream."""
 
 from adstream.events.clock import Clock, epoch_ms
 from adstream.events.ids import id_for_key, uuid7

@@ -1,7 +1,9 @@
 """`AdEvent`, the one event type from the HTTP route to the database, and its validation.
 
 Field names follow the seed's Kotlin `data class AdEvent(adId, timestamp, impressions)`,
-plus `eventId` (for de-duplication) and `type` (impression or click).
+plus `eventId` (for de-duplication) and `type` (impression or click), and since schema
+version 2 an optional `campaignId` (absent from the JSON form when unset, so version-1
+readers see exactly today's records).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class EventType(StrEnum):
 
 
 _TYPE_OF: dict[object, EventType] = {t.value: t for t in EventType}
-_WIRE_FIELDS = frozenset({"eventId", "type", "adId", "timestamp", "impressions"})
+_WIRE_FIELDS = frozenset({"eventId", "type", "adId", "timestamp", "impressions", "campaignId"})
+MAX_CAMPAIGN_ID = 128
 _EVENT_ID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
@@ -55,6 +58,7 @@ class AdEvent:
     type: EventType
     timestamp: int
     impressions: int = 1
+    campaign_id: str | None = None
 
     @classmethod
     def create(
@@ -65,21 +69,27 @@ class AdEvent:
         type: EventType,
         timestamp: int,
         impressions: int = 1,
+        campaign_id: str | None = None,
     ) -> AdEvent:
         errors = check_fields(ad_id, timestamp, impressions)
+        if not _valid_campaign(campaign_id):
+            errors["campaignId"] = _CAMPAIGN_RULE
         if errors:
             raise InvalidEventError(errors)
-        return cls(event_id, ad_id, type, timestamp, impressions)
+        return cls(event_id, ad_id, type, timestamp, impressions, campaign_id)
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form: the seed's camelCase names."""
-        return {
+        """The wire form: the seed's camelCase names (``campaignId`` only when set)."""
+        data: dict[str, Any] = {
             "eventId": str(self.event_id),
             "type": self.type.value,
             "adId": self.ad_id,
             "timestamp": self.timestamp,
             "impressions": self.impressions,
         }
+        if self.campaign_id is not None:
+            data["campaignId"] = self.campaign_id
+        return data
 
     @classmethod
     def from_dict(cls, data: object, *, event_id: uuid.UUID | None = None) -> AdEvent:
@@ -93,7 +103,8 @@ class AdEvent:
         if wire_id is not None:
             event_id = uuid.UUID(wire_id)
         assert event_id is not None
-        return cls(event_id, ad_id, event_type, timestamp, impressions)
+        campaign_id = data.get("campaignId")  # type: ignore[attr-defined]  # parse_wire: a dict
+        return cls(event_id, ad_id, event_type, timestamp, impressions, campaign_id)
 
 
 WireFields = tuple[str | None, EventType, str, int, int]
@@ -124,9 +135,18 @@ def parse_wire(data: object, *, id_required: bool = True) -> WireFields:
     ad_id, timestamp = data.get("adId"), data.get("timestamp")
     impressions = data.get("impressions", 1)
     errors.update(check_fields(ad_id, timestamp, impressions))
+    if not _valid_campaign(data.get("campaignId")):
+        errors["campaignId"] = _CAMPAIGN_RULE
     if errors:
         raise InvalidEventError(errors)
     return wire_id, event_type, ad_id, timestamp, impressions  # type: ignore[return-value]
+
+
+_CAMPAIGN_RULE = f"must be null or a string of 1 to {MAX_CAMPAIGN_ID} characters"
+
+
+def _valid_campaign(value: object) -> bool:
+    return value is None or (isinstance(value, str) and 0 < len(value) <= MAX_CAMPAIGN_ID)
 
 
 def _is_int(value: object) -> bool:

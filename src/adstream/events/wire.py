@@ -60,10 +60,15 @@ def headers(event: AdEvent, caller: str | None = None) -> Headers:
         return _HEADERS[event.type]
     cached = _CALLER_HEADERS.get((event.type, caller))
     if cached is None:
-        cached = [*_HEADERS[event.type], (HEADER_CALLER, caller.encode())]
+        cached = with_caller(_HEADERS[event.type], caller)
         if len(_CALLER_HEADERS) < _MAX_CACHED_CALLERS:
             _CALLER_HEADERS[(event.type, caller)] = cached
     return cached
+
+
+def with_caller(base: Headers, caller: str | None) -> Headers:
+    """`base` plus the caller header when the caller is known (a new list: `base` is shared)."""
+    return base if caller is None else [*base, (HEADER_CALLER, caller.encode())]
 
 
 RecordHeaders = Mapping[str, str | bytes | None] | Iterable[tuple[str, str | bytes | None]]

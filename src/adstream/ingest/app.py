@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from adstream.events import InvalidEventError
+from adstream.events.formats import EventEncoder
 from adstream.ingest import batch
 from adstream.ingest.auth import AuthError, Gate
 from adstream.ingest.config import ApiSettings
@@ -34,6 +35,7 @@ from adstream.ingest.publisher import AdEventPublisher
 from adstream.ingest.routes import router
 from adstream.ingest.service import IngestService, InvalidBatchError, InvalidIdempotencyKeyError
 from adstream.kafka.factory import make_producer
+from adstream.kafka.schema_settings import SchemaSettings, event_encoder
 from adstream.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -89,20 +91,24 @@ def create_app(
     kafka: KafkaSettings,
     api: ApiSettings | None = None,
     on_fatal: Callable[[], None] | None = None,
+    encoder: EventEncoder | None = None,
 ) -> FastAPI:
     """The FastAPI app publishing to Kafka as configured; the producer starts with the app.
 
     `on_fatal` runs (in the event loop) once the producer failed fatally; a served
-    worker passes `exit_worker`, so the server replaces it.
+    worker passes `exit_worker`, so the server replaces it. The wire format comes from
+    `encoder`, else from ``ADSTREAM_SCHEMA_*`` (default JSON): a registry format registers
+    its schema here, so an incompatible one stops the start (`IncompatibleSchemaError`).
     """
     api = api or ApiSettings()
+    encoder = encoder or event_encoder(SchemaSettings(), api.topic)
     metrics = Metrics()
     errors = _ErrorCallback()
     callbacks: dict[str, object] = {"error_cb": errors}
     if api.stats_interval_ms:
         callbacks["stats_cb"] = metrics.producer.on_stats
     producer = make_producer(kafka, {**api.producer_overrides(), **callbacks})
-    publisher = AdEventPublisher(producer, api.topic, metrics, on_fatal)
+    publisher = AdEventPublisher(producer, api.topic, metrics, on_fatal, encoder)
     errors.publisher = publisher
     gate, state_dir = _gate(api, metrics)
     if gate is None:

@@ -86,6 +86,7 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_CONFIG) from exc
     _check_auth(host)
+    _check_schema_settings()
     if kafka_config is not None:
         os.environ[KAFKA_CONFIG_ENV] = str(kafka_config.resolve())
     if db is not None:
@@ -113,6 +114,19 @@ def _check_auth(host: str) -> None:
             api.key_ring()
     except (ValidationError, KeyConfigError) as exc:
         typer.echo(f"invalid API auth settings: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_CONFIG) from exc
+
+
+def _check_schema_settings() -> None:
+    """Register the event schema once before any worker starts: a registry that refuses it
+    (incompatible) or cannot be reached stops `serve` with exit code 2, naming the cause."""
+    from adstream.events.formats import RegistryUnavailableError
+    from adstream.kafka.schema_settings import SchemaSettings, event_encoder
+
+    try:
+        event_encoder(SchemaSettings(), ApiSettings().topic)
+    except (ValidationError, ValueError, RegistryUnavailableError, RuntimeError) as exc:
+        typer.echo(f"error: event format / schema registry: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_CONFIG) from exc
 
 

@@ -62,3 +62,10 @@ class DeliveryFailedError(PublishError):
 
     reason = "delivery_failed"
     retryable = False
+
+
+class EncodingFailedError(PublishError):
+    """The event does not fit the registered schema (a bug, not a client's fault): not sent."""
+
+    reason = "encoding_failed"
+    retryable = False

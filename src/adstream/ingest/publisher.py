@@ -28,10 +28,12 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from adstream.events import AdEvent, wire
+from adstream.events.formats import JSON_ENCODER, EventEncoder
 from adstream.ingest.errors import (
     BrokerUnavailableError,
     DeliveryFailedError,
     DeliveryTimeoutError,
+    EncodingFailedError,
     ProducerFatalError,
     PublisherClosedError,
     PublishError,
@@ -125,8 +127,12 @@ class AdEventPublisher:
         topic: str,
         observer: PublishObserver | None = None,
         on_fatal: Callable[[], None] | None = None,
+        encoder: EventEncoder = JSON_ENCODER,
     ) -> None:
         self._producer = producer
+        self.encoder = encoder
+        self._value = encoder.value  # bound once: JSON stays `wire.value`, no extra hop
+        self._headers = encoder.headers
         self.topic = topic
         self._observer = observer or NoObserver()
         self._on_fatal = on_fatal
@@ -197,11 +203,16 @@ class AdEventPublisher:
 
     def _produce(self, event: AdEvent, ticket: _Ticket, caller: str | None) -> None:
         try:
+            value = self._value(event)
+        except ValueError as exc:  # a registry format's serializer refused the event
+            self._observer.failed(EncodingFailedError.reason)
+            raise EncodingFailedError(str(exc)) from exc
+        try:
             self._producer.produce(
                 self.topic,
-                value=wire.value(event),
+                value=value,
                 key=wire.key(event),
-                headers=wire.headers(event, caller),
+                headers=self._headers(event, caller),
                 on_delivery=partial(self._on_delivery, ticket),
             )
             self._in_flight += 1

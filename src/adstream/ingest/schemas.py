@@ -22,6 +22,9 @@ class BatchEntry(BaseModel):
     )
     impressions: int = Field(default=1, ge=MIN_IMPRESSIONS, le=MAX_IMPRESSIONS)
     eventId: str | None = Field(default=None, description="UUID; default: generated")  # noqa: N815
+    campaignId: str | None = Field(  # noqa: N815
+        default=None, min_length=1, max_length=128, description="optional (schema version 2)"
+    )
 
 
 class Accepted(BaseModel):

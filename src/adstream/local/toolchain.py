@@ -1,4 +1,5 @@
-"""Find ``java`` (17+) and ``mvn`` and say clearly what to install when they are missing."""
+"""Find ``java`` (17+ for Kafka, 21+ for the schema registry) and ``mvn``, and say clearly
+what to install when they are missing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 MIN_JAVA = 17
+JVM_DIRS: tuple[Path, ...] = (Path("/usr/lib/jvm"),)
+"""Where Debian (and Temurin's packages) install JDKs side by side."""
 
 
 class ToolchainError(RuntimeError):
@@ -37,6 +40,43 @@ def find_java() -> Path:
             "Install a newer JDK or point JAVA_HOME at one."
         )
     return java
+
+
+def find_java_at_least(
+    minimum: int, purpose: str, jvm_dirs: tuple[Path, ...] = JVM_DIRS
+) -> tuple[Path, int]:
+    """A ``java`` of version `minimum`+ and its version: ``$JAVA_HOME`` if new enough, else
+    the newest one in `jvm_dirs` or on ``PATH``. Several JDKs often live side by side
+    (Debian's 17 beside a Temurin 25), and the default one may be too old for `purpose`."""
+    seen: list[str] = []
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        java = Path(java_home) / "bin" / "java"
+        version = java_major_version(java)
+        if version >= minimum:
+            return java, version
+        seen.append(f"JAVA_HOME {java_home} (Java {version})")
+    candidates = sorted({p for d in jvm_dirs if d.is_dir() for p in d.glob("*/bin/java")})
+    on_path = shutil.which("java")
+    if on_path is not None:
+        candidates.append(Path(on_path))
+    best: tuple[Path, int] | None = None
+    for java in candidates:
+        try:
+            version = java_major_version(java)
+        except (ToolchainError, OSError):
+            continue
+        seen.append(f"{java} (Java {version})")
+        if version >= minimum and (best is None or version > best[1]):
+            best = (java, version)
+    if best is None:
+        found = "; found: " + ", ".join(seen) if seen else "; no java was found"
+        raise ToolchainError(
+            f"{purpose} needs Java {minimum}+ (Java {minimum} or newer){found}. Install one "
+            f"(Debian/Ubuntu: apt-get install openjdk-{minimum}-jre-headless) or point "
+            "JAVA_HOME at one."
+        )
+    return best
 
 
 def java_major_version(java: Path) -> int:

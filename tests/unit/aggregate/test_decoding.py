@@ -6,6 +6,7 @@ import pytest
 from adstream.aggregate.decoding import UndecodableRecordError, tally_of
 from adstream.aggregate.model import Tally
 from adstream.events import AdEvent, EventTimeWindow, InvalidEventError
+from adstream.events.formats import RegistryUnavailableError, UndecodableValueError
 
 EVENT_ID = "0192f3a0-7c4e-7cc0-8d3e-1a2b3c4d5e6f"
 TS = 1_790_000_065_432  # 25.432 s into a minute
@@ -45,7 +46,12 @@ def test_seed_format_from_spring_json_serializer() -> None:
     ("value", "reason"),
     [
         (None, "empty record value"),
-        (b"\x00\x01binary", "not JSON"),
+        (b"\xff\x01binary", "not JSON"),
+        (b"\x00\x01", "not JSON"),  # too short for a schema id
+        # Registry-framed (Confluent 0x00 + schema id, Glue 0x03 + version UUID) with no
+        # registry configured: a dead letter that says what to set.
+        (b"\x00\x00\x00\x00\x07payload", "confluent-framed .* no registry is configured"),
+        (b"\x03\x00" + bytes(16) + b"payload", "glue-framed .* no registry is configured"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"adId":"AD1","timestamp":1}', "missing fields: impressions"),
         (b'{"adId":"bad id!","timestamp":1,"impressions":1}', "adId: must match"),
@@ -118,3 +124,39 @@ def test_the_aggregator_and_the_api_accept_the_same_events(fields: dict[str, obj
     except UndecodableRecordError:
         counted = None
     assert counted == expected
+
+
+def test_framed_records_go_through_the_registry_decoder_and_the_same_rules() -> None:
+    seen: list[bytes] = []
+
+    def framed(raw: bytes) -> dict[str, object]:
+        seen.append(raw)
+        return {
+            "eventId": EVENT_ID,
+            "type": "click",
+            "adId": "AD9",
+            "timestamp": 1,
+            "impressions": 1,
+            "campaignId": None,
+        }
+
+    value = b"\x00\x00\x00\x00\x02avro-bytes"
+    tally = tally_of(value, RECEIVED, EventTimeWindow(RECEIVED, 60_000), framed)
+    assert seen == [value]
+    assert (tally.ad_id, tally.clicks, tally.impressions, tally.event_id) == ("AD9", 1, 0, EVENT_ID)
+
+
+def test_a_framed_record_no_schema_reads_is_a_dead_letter_naming_the_cause() -> None:
+    def framed(raw: bytes) -> dict[str, object]:
+        raise UndecodableValueError("schema id 7 is unknown to the registry")
+
+    with pytest.raises(UndecodableRecordError, match="confluent-framed record: schema id 7"):
+        tally_of(b"\x00\x00\x00\x00\x07x", RECEIVED, EventTimeWindow(), framed)
+
+
+def test_an_unreachable_registry_is_not_a_dead_letter() -> None:
+    def framed(raw: bytes) -> dict[str, object]:
+        raise RegistryUnavailableError("connection refused")
+
+    with pytest.raises(RegistryUnavailableError):
+        tally_of(b"\x00\x00\x00\x00\x07x", RECEIVED, EventTimeWindow(), framed)

@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 
 from adstream.local import jars
-from adstream.local.toolchain import ToolchainError, find_java, find_maven, java_major_version
+from adstream.local.toolchain import (
+    ToolchainError,
+    find_java,
+    find_java_at_least,
+    find_maven,
+    java_major_version,
+)
 
 
 def _fake_java(tmp_path: Path, version_line: str) -> Path:
@@ -67,3 +73,45 @@ def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.M
     assert jars.default_cache_dir() == tmp_path / "adstream"
     monkeypatch.setenv("ADSTREAM_CACHE_DIR", str(tmp_path / "explicit"))
     assert jars.default_cache_dir() == tmp_path / "explicit"
+
+
+def _jvm(root: Path, name: str, major: int) -> Path:
+    return _fake_java(root / name, f'openjdk version "{major}.0.1" 2025-01-01')
+
+
+def test_registry_java_prefers_a_new_enough_java_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = _jvm(tmp_path, "home", 21).parent.parent
+    _jvm(tmp_path / "jvm", "temurin-25", 25)
+    monkeypatch.setenv("JAVA_HOME", str(home))
+    java, major = find_java_at_least(21, "Apicurio Registry", (tmp_path / "jvm",))
+    assert (java, major) == (home / "bin" / "java", 21)
+
+
+def test_registry_java_takes_the_newest_jdk_beside_a_too_old_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian's 17 is JAVA_HOME and on PATH; a Temurin 25 sits in /usr/lib/jvm."""
+    old = _jvm(tmp_path, "debian-17", 17)
+    monkeypatch.setenv("JAVA_HOME", str(old.parent.parent))
+    monkeypatch.setenv("PATH", str(old.parent))
+    jvm = tmp_path / "jvm"
+    _jvm(jvm, "java-17-openjdk", 17)
+    _jvm(jvm, "java-21-openjdk", 21)
+    newest = _jvm(jvm, "temurin-25-jdk", 25)
+    assert find_java_at_least(21, "Apicurio Registry", (jvm,)) == (newest, 25)
+
+
+def test_registry_java_missing_names_java_21_and_what_was_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = _jvm(tmp_path, "debian-17", 17)
+    monkeypatch.setenv("JAVA_HOME", str(old.parent.parent))
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    with pytest.raises(ToolchainError) as missing:
+        find_java_at_least(21, "Apicurio Registry 3.3.3", (tmp_path / "no-jvm",))
+    message = str(missing.value)
+    assert "Apicurio Registry 3.3.3 needs Java 21+" in message
+    assert "(Java 17)" in message
+    assert "openjdk-21-jre-headless" in message
