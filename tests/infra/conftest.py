@@ -65,6 +65,7 @@ def complete_profile() -> Profile:
     data["clients"]["image"] = {"source": "ecr", "repository": "adstream", "tag": DIGEST}
     data["clients"]["certificate_arn"] = CERTIFICATE
     data["clients"]["database_secret_arn"] = DATABASE
+    data["database"] = {"kind": "none"}  # an existing database instead of the stack's
     data["clients"]["aggregator"]["desired_count"] = 1
     data["alarms"] = {"email": "oncall@example.com"}
     return parse_profile(data, "complete")

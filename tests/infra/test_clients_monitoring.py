@@ -34,6 +34,9 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         "ADSTREAM_KAFKA_BOOTSTRAP_SERVERS": brokers,
         "ADSTREAM_KAFKA_SECURITY": "iam",
         "ADSTREAM_KAFKA_IAM_REGION": "eu-west-1",
+        "ADSTREAM_DEPLOYED": "true",
+        **REQUIREMENTS[name],
+        **DATABASE_ENV,
     }
     assert _env(containers["api"]) == {
         **common,
@@ -41,20 +44,32 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         "ADSTREAM_API_TOPIC": "ad-events",
         "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - the container listens behind the ALB
         "ADSTREAM_API_PORT": str(s.profile.clients.api_port),
+        "ADSTREAM_API_DB_URL": "postgresql://",
     }
     assert _env(containers["aggregator"]) == {
         **common,
         "ADSTREAM_KAFKA_CLIENT_ID": "adstream-aggregator",
         "ADSTREAM_AGGREGATE_TOPIC": "ad-events",
         "ADSTREAM_AGGREGATE_GROUP": "adstream-aggregator",
+        "ADSTREAM_AGGREGATE_DB": "postgresql://",
     }
     assert containers["api"]["EntryPoint"] == ["adstream"]
     assert containers["api"]["Command"] == ["serve"]
     assert containers["aggregator"]["Command"] == ["aggregate"]
     assert containers["api"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamProducer")
     assert containers["aggregator"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamAggregator")
-    for name in ("api", "aggregator"):
-        assert "Secrets" not in containers[name]
+    for service in ("api", "aggregator"):  # only the database's, no Kafka credentials
+        assert {item["Name"] for item in containers[service]["Secrets"]} == set(LIBPQ_FIELDS)
+
+
+PROVISIONED = {
+    "ADSTREAM_REQUIRE_REPLICATION_FACTOR": "3",
+    "ADSTREAM_REQUIRE_MIN_INSYNC_REPLICAS": "2",
+}
+REQUIREMENTS = {"dev": PROVISIONED, "prod": PROVISIONED, "serverless": {}}
+"""MSK Serverless fixes replication 3 and min.insync 2 itself: only existence is checked."""
+DATABASE_ENV = {"PGSSLMODE": "verify-full"}
+LIBPQ_FIELDS = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 
 
 def test_scram_clients_get_credentials_as_secrets_not_environment(synth: SynthCache) -> None:
@@ -69,11 +84,15 @@ def test_scram_clients_get_credentials_as_secrets_not_environment(synth: SynthCa
         }
         assert not [k for k in env if "PASSWORD" in k or "USERNAME" in k]
         secrets = {item["Name"]: item["ValueFrom"] for item in containers[name]["Secrets"]}
-        assert set(secrets) == {"ADSTREAM_KAFKA_SCRAM_USERNAME", "ADSTREAM_KAFKA_SCRAM_PASSWORD"}
+        assert set(secrets) == {
+            "ADSTREAM_KAFKA_SCRAM_USERNAME",
+            "ADSTREAM_KAFKA_SCRAM_PASSWORD",
+            *LIBPQ_FIELDS,
+        }
         (secret_id,) = [
             k
             for k, r in s.resources("AWS::SecretsManager::Secret").items()
-            if r["Properties"]["Name"].endswith(f"_{user}")
+            if r["Properties"].get("Name", "").endswith(f"_{user}")
         ]
         assert secret_id in str(secrets["ADSTREAM_KAFKA_SCRAM_PASSWORD"])
 
