@@ -72,7 +72,7 @@ def complete_profile() -> Profile:
 
 
 def asset_context(root: Path, marker: str = "1") -> Path:
-    """A build context as `make image` prepares one (tests need no container engine: synth
+    """A build context as `make image-context` prepares one (tests need no container engine: synth
     only hashes and stages it; `cdk deploy` builds it)."""
     context = root / f"image-context-{marker}"
     context.mkdir(parents=True, exist_ok=True)

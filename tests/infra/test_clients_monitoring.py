@@ -29,6 +29,7 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
     containers = _containers(s)
     assert set(containers) == {"api", "aggregator", "apply"}
     (lookup,) = s.resources("Custom::AWS")
+    (db_id,) = s.resources("AWS::RDS::DBCluster") or s.resources("AWS::RDS::DBInstance")
     brokers = {"Fn::GetAtt": [lookup, "BootstrapBrokerStringSaslIam"]}
     common = {
         "ADSTREAM_KAFKA_BOOTSTRAP_SERVERS": brokers,
@@ -38,6 +39,7 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         **REQUIREMENTS[name],
         **DATABASE_ENV,
     }
+    port = {"Fn::GetAtt": [db_id, "Endpoint.Port"]}
     assert _env(containers["api"]) == {
         **common,
         "ADSTREAM_KAFKA_CLIENT_ID": "adstream-ingest",
@@ -45,6 +47,7 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - the container listens behind the ALB
         "ADSTREAM_API_PORT": str(s.profile.clients.api_port),
         "ADSTREAM_API_DB_URL": "postgresql://",
+        "PGPORT": port,
     }
     assert _env(containers["aggregator"]) == {
         **common,
@@ -52,6 +55,7 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         "ADSTREAM_AGGREGATE_TOPIC": "ad-events",
         "ADSTREAM_AGGREGATE_GROUP": "adstream-aggregator",
         "ADSTREAM_AGGREGATE_DB": "postgresql://",
+        "PGPORT": port,
     }
     assert containers["api"]["EntryPoint"] == ["adstream"]
     assert containers["api"]["Command"] == ["serve"]
@@ -69,7 +73,7 @@ PROVISIONED = {
 REQUIREMENTS = {"dev": PROVISIONED, "prod": PROVISIONED, "serverless": {}}
 """MSK Serverless fixes replication 3 and min.insync 2 itself: only existence is checked."""
 DATABASE_ENV = {"PGSSLMODE": "verify-full"}
-LIBPQ_FIELDS = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
+LIBPQ_FIELDS = ("PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE")
 
 
 def test_scram_clients_get_credentials_as_secrets_not_environment(synth: SynthCache) -> None:
@@ -293,8 +297,18 @@ def test_a_missing_build_context_is_named_at_synth(tmp_path: Any) -> None:
 
     data = shipped_data("serverless")
     data["clients"]["image"] = {"source": "asset", "context": str(tmp_path / "nothing")}
-    with pytest.raises(ProfileError, match="no Containerfile in the build context"):
+    with pytest.raises(ProfileError, match="no Containerfile in the build context") as info:
         synthesize(parse_profile(data), tmp_path / "out")
+    assert "`make image-context` writes build/image" in str(info.value)
+
+
+def test_make_image_context_prepares_the_profiles_default_context() -> None:
+    from adstream.infra.profiles import PROJECT_ROOT, ImageProfile
+
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    target = makefile.split("\nimage-context:", 1)[1].split("\n\n", 1)[0]
+    default = ImageProfile().context
+    assert f"scripts/build-image.sh --context-only {default}" in target
 
 
 def test_services_read_the_count_database_from_its_secret(synth: SynthCache) -> None:

@@ -17,7 +17,6 @@ pytestmark = pytest.mark.infra
 
 LIBPQ = {
     "PGHOST": "host",
-    "PGPORT": "port",
     "PGUSER": "username",
     "PGPASSWORD": "password",
     "PGDATABASE": "dbname",
@@ -135,6 +134,8 @@ def test_credentials_are_rotated_and_reach_both_services_as_secrets(
         env = {item["Name"]: item["Value"] for item in container["Environment"]}
         assert env[url_env] == "postgresql://"  # libpq completes it from the PG* variables
         assert env["PGSSLMODE"] == "verify-full"
+        db_id, _ = _database(s)
+        assert env["PGPORT"] == {"Fn::GetAtt": [db_id, "Endpoint.Port"]}
         assert not {"PGPASSWORD", "PGUSER", "PGHOST"} & set(env)
         secrets = {item["Name"]: item["ValueFrom"] for item in container["Secrets"]}
         for variable, field in LIBPQ.items():

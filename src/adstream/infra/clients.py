@@ -29,7 +29,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from adstream.infra.checks import acknowledge
-from adstream.infra.database import LIBPQ_ENVIRONMENT, LIBPQ_URL, database_secrets
+from adstream.infra.database import LIBPQ_URL, DatabaseConnection
 from adstream.infra.profiles import (
     PROJECT_ROOT,
     ClientAuth,
@@ -90,7 +90,7 @@ def container_image(image: ImageProfile, scope: Construct) -> ecs.ContainerImage
     if not (context / image.file).is_file():
         raise ImageContextError(
             f"clients.image: no {image.file} in the build context {context}; prepare it "
-            "(`make image` writes build/image) or use source ecr with an immutable tag"
+            "(`make image-context` writes build/image) or use source ecr with an immutable tag"
         )
     return ecs.ContainerImage.from_asset(str(context), file=image.file)
 
@@ -127,9 +127,9 @@ class ClientServices(Construct):
         aggregator_role: iam.IRole,
         brokers: str,
         scram_secrets: dict[str, secretsmanager.Secret],
-        database: secretsmanager.ISecret | None = None,
+        database: DatabaseConnection | None = None,
     ) -> None:
-        """`database`: the secret of the database the stack created (RDS JSON fields)."""
+        """`database`: the database the stack created (else the profile's existing one)."""
         super().__init__(scope, construct_id)
         self._profile, self._scram, self._created_database = profile, scram_secrets, database
         self.cluster = ecs.Cluster(
@@ -239,11 +239,11 @@ class ClientServices(Construct):
         """The created database: a bare URL that libpq completes from the PG* secrets."""
         if self._created_database is None:
             return {}
-        return {DATABASE_ENV[service]: LIBPQ_URL, **LIBPQ_ENVIRONMENT}
+        return {DATABASE_ENV[service]: LIBPQ_URL, **self._created_database.environment()}
 
     def _database_secret(self, service: str) -> dict[str, ecs.Secret]:
         if self._created_database is not None:
-            return database_secrets(self._created_database)
+            return self._created_database.secrets()
         if self._database_url is None:
             return {}
         return {DATABASE_ENV[service]: ecs.Secret.from_secrets_manager(self._database_url)}

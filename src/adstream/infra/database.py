@@ -6,8 +6,9 @@ from the password rotation function's own group, nothing else. Storage is encryp
 customer-managed key; the master credentials are a Secrets Manager secret (rotated by the
 single-user rotation function), handed to the tasks as ECS secrets.
 
-The tasks get the secret's JSON fields as libpq's own variables (``PGHOST``, ``PGPORT``,
-``PGUSER``, ``PGPASSWORD``, ``PGDATABASE``) and ``PGSSLMODE=verify-full``; their database
+The tasks get the secret's JSON fields as libpq's own variables (``PGHOST``, ``PGUSER``,
+``PGPASSWORD``, ``PGDATABASE``; ``PGPORT`` is the endpoint's port, a plain setting rather
+than the secret's numeric field) and ``PGSSLMODE=verify-full``; their database
 URL is the bare ``postgresql://``, which libpq completes from them (the image sets
 ``PGSSLROOTCERT`` to the RDS CA bundle). So no password is ever part of a URL, and no code
 has to assemble one. A task reads the secret when it starts: a rotation does not end open
@@ -16,7 +17,9 @@ sessions, and a task whose connection breaks exits and is replaced with the new 
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_kms as kms
@@ -34,7 +37,6 @@ LIBPQ_URL = "postgresql://"
 """The services' database URL: libpq takes every parameter from the PG* variables."""
 LIBPQ_SECRET_FIELDS = {
     "PGHOST": "host",
-    "PGPORT": "port",
     "PGUSER": "username",
     "PGPASSWORD": "password",
     "PGDATABASE": "dbname",
@@ -46,12 +48,23 @@ RDS_POSTGRES = rds.PostgresEngineVersion.VER_17_5
 AURORA_POSTGRES = rds.AuroraPostgresEngineVersion.VER_17_5
 
 
-def database_secrets(secret: secretsmanager.ISecret) -> dict[str, ecs.Secret]:
-    """The ECS secrets that give a task the database's connection parameters."""
-    return {
-        env: ecs.Secret.from_secrets_manager(secret, field)
-        for env, field in LIBPQ_SECRET_FIELDS.items()
-    }
+@dataclass(frozen=True)
+class DatabaseConnection:
+    """What a task needs to reach the database the stack created."""
+
+    secret: secretsmanager.ISecret
+    port: str
+
+    def environment(self) -> dict[str, str]:
+        """Plain settings: TLS verified against the image's RDS CA bundle, the port."""
+        return {**LIBPQ_ENVIRONMENT, "PGPORT": self.port}
+
+    def secrets(self) -> dict[str, ecs.Secret]:
+        """The ECS secrets that give a task the credentials and the host."""
+        return {
+            env: ecs.Secret.from_secrets_manager(self.secret, field)
+            for env, field in LIBPQ_SECRET_FIELDS.items()
+        }
 
 
 class CountDatabase(Construct):
@@ -150,6 +163,7 @@ class CountDatabase(Construct):
         self.database = database
         assert database.secret is not None, "generated credentials make a secret"
         self.secret: secretsmanager.ISecret = database.secret
+        self.connection = DatabaseConnection(self.secret, Token.as_string(self.endpoint.port))
         # Also admits the rotation group on the database's port (a rule of our own besides
         # would be a duplicate, which EC2 refuses at deploy time).
         self.rotation = database.add_rotation_single_user(

@@ -121,7 +121,7 @@ class AdstreamStack(Stack):
             aggregator_role=roles.aggregator,
             brokers=brokers.brokers[profile.clients.auth],
             scram_secrets=scram.secrets if scram else {},
-            database=database.secret if database else None,
+            database=database.connection if database else None,
         )
         if apply_files is not None:
             assert roles.apply is not None
