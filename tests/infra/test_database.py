@@ -117,6 +117,8 @@ def test_credentials_are_rotated_and_reach_both_services_as_secrets(
 ) -> None:
     s = synth(name)
     (attachment,) = s.resources("AWS::SecretsManager::SecretTargetAttachment")
+    secret_id = s.template["Resources"][attachment]["Properties"]["SecretId"]["Ref"]
+    assert s.template["Resources"][secret_id]["DeletionPolicy"] == "Retain"  # with the snapshot
     schedule = s.one("AWS::SecretsManager::RotationSchedule")
     assert schedule["SecretId"] == {"Ref": attachment}
     assert schedule["RotationRules"]["ScheduleExpression"] == "rate(30 days)"

@@ -163,6 +163,10 @@ class CountDatabase(Construct):
         self.database = database
         assert database.secret is not None, "generated credentials make a secret"
         self.secret: secretsmanager.ISecret = database.secret
+        generated = database.node.try_find_child("Secret")
+        if isinstance(generated, secretsmanager.Secret):
+            # Kept with the final snapshot: its password is the one a restore comes up with.
+            generated.apply_removal_policy(RemovalPolicy.RETAIN)
         self.connection = DatabaseConnection(self.secret, Token.as_string(self.endpoint.port))
         # Also admits the rotation group on the database's port (a rule of our own besides
         # would be a duplicate, which EC2 refuses at deploy time).
