@@ -223,3 +223,12 @@ def test_aggregator_count_is_bounded_by_the_partitions() -> None:
     check_aggregator_count(too_many, None)  # unknown without the deploy-time apply
     with pytest.raises(AggregatorCountError):
         AdstreamStack(App(), profile=too_many)  # the stack refuses it, not only this helper
+
+
+@pytest.mark.parametrize("name", ["dev", "serverless"])
+def test_services_start_after_the_database_and_its_secret(synth: SynthCache, name: str) -> None:
+    s = synth(name)
+    db_id, _ = _database(s)
+    (attachment,) = s.resources("AWS::SecretsManager::SecretTargetAttachment")
+    for service in s.resources("AWS::ECS::Service"):
+        assert {db_id, attachment} <= s.dependencies(service), service
