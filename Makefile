@@ -11,12 +11,13 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "==> installing Python dependencies into $(VENV) (first time: a few minutes)"
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,infra]'
+	$(BIN)/pip install --quiet -e '.[dev,infra,warehouse]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)
 	@bash scripts/system-deps.sh
 	@$(BIN)/adstream kafka install
+	@$(BIN)/adstream connect install
 
 run: setup
 	$(BIN)/adstream kafka up

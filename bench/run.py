@@ -123,12 +123,17 @@ def worker_rss_mb(server_pid: int) -> list[float]:
 class Server:
     """`adstream serve` in a separate process."""
 
-    def __init__(self, properties: Path, workers: int) -> None:
+    def __init__(self, properties: Path, workers: int, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "adstream", "serve", "--kafka-config", str(properties)]
         cmd += ["--port", str(self.port), "--workers", str(workers)]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

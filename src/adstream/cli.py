@@ -10,11 +10,13 @@ import typer
 
 from adstream.aggregate.cli import aggregate
 from adstream.infra import cli as infra_cli
+from adstream.ingest import keys_cli
 from adstream.ingest.cli import serve
 from adstream.kafka import cli as kafka_cli
 from adstream.local import cli as local_cli
-from adstream.local import monitor_cli
+from adstream.local import connect_cli, monitor_cli
 from adstream.logs import LogSettingsError, configure_logging
+from adstream.warehouse import cli as warehouse_cli
 
 app = typer.Typer(
     help="adstream: ad-event streaming on Apache Kafka / Amazon MSK.", no_args_is_help=True
@@ -40,7 +42,11 @@ def _start() -> None:
 app.add_typer(local_cli.app, name="kafka")
 app.add_typer(infra_cli.app, name="infra")
 app.add_typer(monitor_cli.app, name="monitor")
+app.add_typer(keys_cli.app, name="keys")
+app.add_typer(connect_cli.app, name="connect")
+app.add_typer(warehouse_cli.app, name="warehouse")
 app.command()(serve)
+app.command()(keys_cli.sign)
 app.command()(aggregate)
 
 

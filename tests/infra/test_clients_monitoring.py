@@ -46,6 +46,7 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         "ADSTREAM_API_TOPIC": "ad-events",
         "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - the container listens behind the ALB
         "ADSTREAM_API_PORT": str(s.profile.clients.api_port),
+        "ADSTREAM_API_AUTH": "keys",
         "ADSTREAM_API_DB_URL": "postgresql://",
         "PGPORT": port,
     }

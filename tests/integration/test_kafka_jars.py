@@ -27,7 +27,7 @@ def test_download_progress_names_each_jar(tmp_path: Path) -> None:
     # for real (a fresh local repository would also download every plugin: 30 s more).
     shutil.rmtree(Path.home() / ".m2/repository/org/slf4j/slf4j-api/2.0.9", ignore_errors=True)
     said: list[str] = []
-    jars._run_maven(find_maven(), tmp_path, said.append)
+    jars.run_maven(find_maven(), tmp_path, said.append)
     assert (tmp_path / "lib" / "slf4j-api-2.0.9.jar").is_file()
     progress = [line for line in said if "slf4j-api-2.0.9.jar" in line]
     assert progress, said

@@ -26,14 +26,20 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 INFRA_EXTRA = ("aws_cdk", "constructs", "cdk_nag", "jsii")
 DEV_ONLY = ("httpx", "uvicorn", "playwright", "schemathesis", "pytest", "cfnlint")
+WAREHOUSE_EXTRA = ("pyiceberg", "duckdb", "pyarrow")
+WAREHOUSE_EXTRA_MODULES = ("table.py", "query.py")
+"""Modules of `adstream.warehouse` that need the `warehouse` extra (imported lazily)."""
 
 # Imports the CLI's modules and runs `adstream ARGS...` as if those modules were absent.
 WITHOUT_EXTRAS = f"""
 import pkgutil, sys
-for name in {INFRA_EXTRA + DEV_ONLY!r}:
+for name in {INFRA_EXTRA + DEV_ONLY + WAREHOUSE_EXTRA!r}:
     sys.modules[name] = None
 import adstream
+EXTRA_ONLY = ("adstream.warehouse.table", "adstream.warehouse.query")
 for module in pkgutil.walk_packages(adstream.__path__, "adstream."):
+    if module.name in EXTRA_ONLY:
+        continue
     if not module.name.startswith("adstream.infra.") or module.name == "adstream.infra.cli":
         __import__(module.name)
 sys.argv = ["adstream", *sys.argv[1:]]
@@ -61,6 +67,10 @@ def run_without_extras(*args: str) -> subprocess.CompletedProcess[str]:
         ("kafka", "plan", "--help"),
         ("serve", "--help"),
         ("aggregate", "--help"),
+        ("keys", "create", "--help"),
+        ("sign", "--help"),
+        ("connect", "--help"),
+        ("warehouse", "query", "--help"),
     ],
     ids=" ".join,
 )
@@ -75,6 +85,13 @@ def test_infra_without_the_extra_names_it() -> None:
     assert result.returncode == 2, result.stderr
     assert "pip install 'adstream[infra]'" in result.stderr
     assert "missing: aws_cdk, constructs, cdk_nag" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_warehouse_query_without_the_extra_names_it(tmp_path: Path) -> None:
+    result = run_without_extras("warehouse", "query", "--dir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'adstream[warehouse]'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -102,12 +119,14 @@ def _distributions_of(module: str) -> set[str]:
 
 
 def _base_modules() -> set[Path]:
-    """Modules the base install runs: all but the CDK app (its CLI and marker package stay)."""
-    infra = SRC / "infra"
+    """Modules the base install runs: all but the CDK app (its CLI and marker package stay)
+    and the warehouse's pyiceberg/DuckDB modules (its CLI and layout stay)."""
+    infra, warehouse = SRC / "infra", SRC / "warehouse"
     return {
         path
         for path in SRC.rglob("*.py")
-        if path.parent != infra or path.name in {"__init__.py", "cli.py"}
+        if (path.parent != infra or path.name in {"__init__.py", "cli.py"})
+        and (path.parent != warehouse or path.name not in WAREHOUSE_EXTRA_MODULES)
     }
 
 

@@ -42,7 +42,7 @@ from adstream.aggregate.model import (
     Tally,
 )
 from adstream.aggregate.store import SqlCountStore
-from adstream.events import Clock, epoch_ms
+from adstream.events import Clock, epoch_ms, wire
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +153,11 @@ class Aggregator:
                 decoded.append((message, None))
                 letters += 1
                 log.warning(
-                    "dead letter %s[%d]@%d: %s",
+                    "dead letter %s[%d]@%d from caller %s: %s",
                     message.topic(),
                     message.partition(),
                     message.offset(),
+                    wire.caller_of(message.headers()) or "unknown",
                     exc,
                 )
         if not decoded:

@@ -8,6 +8,8 @@ librdkafka's `murmur2_random` put an ad on the same partition.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import orjson
 
 from adstream.events.model import AdEvent, EventType
@@ -16,6 +18,8 @@ SCHEMA_VERSION = "1"
 HEADER_EVENT_TYPE = "ad-event-type"
 HEADER_SCHEMA_VERSION = "ad-event-schema-version"
 HEADER_CONTENT_TYPE = "content-type"
+HEADER_CALLER = "ad-event-caller"
+"""Who sent the event: the API key's caller name (never the key), absent without auth."""
 CONTENT_TYPE = "application/json"
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -43,9 +47,35 @@ _HEADERS: dict[EventType, Headers] = {
 }
 
 
-def headers(event: AdEvent) -> Headers:
-    """The record headers (a shared list per event type: read it, do not modify it)."""
-    return _HEADERS[event.type]
+_CALLER_HEADERS: dict[tuple[EventType, str], Headers] = {}
+_MAX_CACHED_CALLERS = 1024
+
+
+def headers(event: AdEvent, caller: str | None = None) -> Headers:
+    """The record headers, with the caller's name if known.
+
+    A shared list per event type and caller: read it, do not modify it.
+    """
+    if caller is None:
+        return _HEADERS[event.type]
+    cached = _CALLER_HEADERS.get((event.type, caller))
+    if cached is None:
+        cached = [*_HEADERS[event.type], (HEADER_CALLER, caller.encode())]
+        if len(_CALLER_HEADERS) < _MAX_CACHED_CALLERS:
+            _CALLER_HEADERS[(event.type, caller)] = cached
+    return cached
+
+
+RecordHeaders = Mapping[str, str | bytes | None] | Iterable[tuple[str, str | bytes | None]]
+
+
+def caller_of(record_headers: RecordHeaders | None) -> str | None:
+    """The caller header of a consumed record (None for events sent without auth)."""
+    pairs = record_headers.items() if isinstance(record_headers, Mapping) else record_headers
+    for name, raw in pairs or ():
+        if name == HEADER_CALLER and raw is not None:
+            return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return None
 
 
 def decode(raw: bytes) -> AdEvent:

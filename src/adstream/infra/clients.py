@@ -151,6 +151,9 @@ class ClientServices(Construct):
             "ADSTREAM_API_TOPIC": profile.topic.name,
             "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - inside the task, behind the ALB
             "ADSTREAM_API_PORT": str(profile.clients.api_port),
+            # API keys required (README "Callers, keys and signed URLs"): the task also needs
+            # the ECS secrets ADSTREAM_API_PEPPER and ADSTREAM_API_KEYS_JSON, not wired yet.
+            "ADSTREAM_API_AUTH": "keys",
         }
         self.api = self._service("Api", profile.clients.api, producer_role, api_env, API_USER)
         agg_env = kafka_environment(profile, brokers, "adstream-aggregator") | {

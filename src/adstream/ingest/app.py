@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from confluent_kafka import KafkaError
 from fastapi import FastAPI, Request
@@ -20,10 +23,12 @@ from fastapi.responses import JSONResponse
 
 from adstream.events import InvalidEventError
 from adstream.ingest import batch
+from adstream.ingest.auth import AuthError, Gate
 from adstream.ingest.config import ApiSettings
 from adstream.ingest.errors import PublishError
 from adstream.ingest.health import ReadinessProbe
 from adstream.ingest.hot_path import HotPath
+from adstream.ingest.limits_store import SharedLimits
 from adstream.ingest.metrics import FLUSH_S, Metrics, Receive, Scope, Send
 from adstream.ingest.publisher import AdEventPublisher
 from adstream.ingest.routes import router
@@ -58,6 +63,12 @@ def _install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     async def invalid_input(_: Request, exc: Exception) -> JSONResponse:
         return _error(422, "invalid_request", str(exc))
 
+    async def refused(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AuthError)
+        response = _error(exc.status, exc.error, exc.detail)
+        response.headers.update(exc.headers())
+        return response
+
     async def too_large(_: Request, exc: Exception) -> JSONResponse:
         return _error(413, "too_large", str(exc))
 
@@ -65,6 +76,7 @@ def _install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
         return _error(415, "unsupported_media_type", str(exc))
 
     app.add_exception_handler(PublishError, unavailable)
+    app.add_exception_handler(AuthError, refused)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(InvalidBatchError, invalid_batch)
     for kind in (InvalidEventError, InvalidIdempotencyKeyError, batch.MalformedBatchError):
@@ -92,6 +104,9 @@ def create_app(
     producer = make_producer(kafka, {**api.producer_overrides(), **callbacks})
     publisher = AdEventPublisher(producer, api.topic, metrics, on_fatal)
     errors.publisher = publisher
+    gate, state_dir = _gate(api, metrics)
+    if gate is None:
+        log.warning("ADSTREAM_API_AUTH=none: anyone who reaches this API can send events")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,6 +118,10 @@ def create_app(
             flushing.cancel()
             await publisher.close(api.shutdown_flush_s)
             metrics.flush()
+            if gate is not None:
+                gate.limits.close()
+            if state_dir is not None:
+                shutil.rmtree(state_dir, ignore_errors=True)
 
     app = IngestApp(
         title="adstream ingest API",
@@ -115,6 +134,7 @@ def create_app(
     app.state.readiness = ReadinessProbe(producer, api.topic)
     app.state.metrics = metrics
     app.state.publisher = publisher
+    app.state.gate = gate
     app.include_router(router)
     _install_error_handlers(app, api.retry_after_s)
     if api.hot_path:
@@ -123,10 +143,24 @@ def create_app(
             metrics,
             routes={kind: f"/ads/{{adId}}/{kind}" for kind in ("impression", "click")},
             retry_after_s=api.retry_after_s,
+            gate=gate,
         )
     app.state.hot_path = app.hot
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _gate(api: ApiSettings, metrics: Metrics) -> tuple[Gate | None, Path | None]:
+    """The `Gate` of keys mode (None without auth), and a state directory to remove after.
+
+    Raises `keys.KeyConfigError` when the keys or the pepper cannot be read.
+    """
+    if api.auth == "none":
+        return None, None
+    keys = api.key_ring()
+    owned = None if api.state_dir else Path(tempfile.mkdtemp(prefix="adstream-auth-"))
+    limits = SharedLimits(api.state_dir or owned or Path())
+    return Gate(keys, limits, metrics, api.max_url_ttl_s), owned
 
 
 FATAL_EXIT_DELAY_S = 1.0

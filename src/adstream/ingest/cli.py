@@ -20,7 +20,8 @@ from granian.constants import Interfaces, Loops
 from pydantic import ValidationError
 
 from adstream.deployment import DeploymentSettings
-from adstream.ingest.config import KAFKA_CONFIG_ENV, MULTIPROC_ENV, ApiSettings
+from adstream.ingest.config import KAFKA_CONFIG_ENV, MULTIPROC_ENV, STATE_DIR_ENV, ApiSettings
+from adstream.ingest.keys import KeyConfigError
 from adstream.kafka.java_properties import JavaPropertiesError
 from adstream.kafka.keystores import StoreError
 from adstream.kafka.load import load_settings
@@ -84,6 +85,7 @@ def serve(
     except (TopicCheckError, ValidationError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_CONFIG) from exc
+    _check_auth(host)
     if kafka_config is not None:
         os.environ[KAFKA_CONFIG_ENV] = str(kafka_config.resolve())
     if db is not None:
@@ -91,10 +93,39 @@ def serve(
     run_server(APP_FACTORY, host, port, workers)
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def _check_auth(host: str) -> None:
+    """Exit 2 before any worker starts if the auth settings cannot work.
+
+    Unauthenticated mode is for local development: refused on a non-loopback address.
+    """
+    try:
+        api = ApiSettings()
+        if api.auth == "none" and host not in LOOPBACK:
+            raise KeyConfigError(
+                f"ADSTREAM_API_AUTH=none serves anyone: it is only allowed on a loopback "
+                f"address, not {host} (create keys with `adstream keys create` and set "
+                f"ADSTREAM_API_AUTH=keys)"
+            )
+        if api.auth == "keys":
+            api.key_ring()
+    except (ValidationError, KeyConfigError) as exc:
+        typer.echo(f"invalid API auth settings: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_CONFIG) from exc
+
+
 def run_server(app_factory: str, host: str, port: int, workers: int) -> None:
-    """Serve `app_factory` ("module:function") with Granian until stopped."""
+    """Serve `app_factory` ("module:function") with Granian until stopped.
+
+    The workers share two fresh directories: Prometheus' multiprocess files and the
+    auth state (token buckets, URL nonces; `limits_store`).
+    """
     metrics_dir = tempfile.mkdtemp(prefix="adstream-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
+    state_dir = tempfile.mkdtemp(prefix="adstream-auth-")
+    os.environ.setdefault(STATE_DIR_ENV, state_dir)
     try:
         Granian(
             app_factory,
@@ -112,6 +143,7 @@ def run_server(app_factory: str, host: str, port: int, workers: int) -> None:
         ).serve()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def main() -> None:

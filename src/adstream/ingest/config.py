@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adstream.events import EventTimeWindow
 from adstream.events.limits import DEFAULT_MAX_EVENT_AGE_MS, DEFAULT_MAX_EVENT_AHEAD_MS
+from adstream.ingest.keys import KeyConfigError, KeyFile, KeyRing, check_pepper
 from adstream.kafka.topics import AD_EVENTS_TOPIC
 
 KAFKA_CONFIG_ENV = "ADSTREAM_KAFKA_CONFIG"
 """The Kafka settings file each server worker loads (set by `adstream serve`)."""
+STATE_DIR_ENV = "ADSTREAM_API_STATE_DIR"
+"""The directory the workers of one server share for rate limits and nonces (set by serve)."""
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client reads it when first imported: set it before any worker imports metrics."""
 
@@ -61,9 +65,60 @@ class ApiSettings(BaseSettings):
         description="count database for the stats routes (see adstream.api)",
     )
 
+    auth: Literal["keys", "none"] = Field(
+        default="none",
+        description="keys: every ingest request needs an API key or a signed URL (set in "
+        "the CDK profiles); none: anyone may send events (local development only: "
+        "`adstream serve` refuses it on a non-loopback address)",
+    )
+    keys_file: Path = Field(
+        default=Path(".adstream/api/keys.json"), description="the key file (`adstream keys`)"
+    )
+    keys_json: SecretStr | None = Field(
+        default=None,
+        description="the key file's JSON document itself (AWS: from Secrets Manager); "
+        "wins over keys_file",
+    )
+    pepper: SecretStr | None = Field(
+        default=None, description="the server secret keys are hashed with (AWS: Secrets Manager)"
+    )
+    pepper_file: Path = Field(
+        default=Path(".adstream/api/pepper"),
+        description="where the pepper is kept locally when ADSTREAM_API_PEPPER is not set",
+    )
+    state_dir: Path | None = Field(
+        default=None,
+        description="shared by one server's workers: token buckets and URL nonces "
+        "(`adstream serve` makes a fresh one; default: a temporary directory per app)",
+    )
+    max_url_ttl_s: int = Field(
+        default=3600,
+        ge=1,
+        le=24 * 3600,
+        description="a signed URL may expire at most this far ahead; at most 24 h, the "
+        "aggregator's de-duplication window, so a replay the API did not see is still "
+        "dropped there",
+    )
+
     @property
     def event_window(self) -> EventTimeWindow:
         return EventTimeWindow(self.max_event_age_s * 1000, self.max_event_ahead_s * 1000)
+
+    def key_ring(self) -> KeyRing:
+        """The keys of keys mode; `KeyConfigError` if they or the pepper cannot be read."""
+        if self.pepper is not None:
+            pepper = check_pepper(self.pepper.get_secret_value())
+        elif self.pepper_file.exists():
+            pepper = check_pepper(self.pepper_file.read_text().strip())
+        else:
+            raise KeyConfigError(
+                f"ADSTREAM_API_AUTH=keys needs a pepper: set ADSTREAM_API_PEPPER or create "
+                f"keys with `adstream keys create` (writes {self.pepper_file})"
+            )
+        if self.keys_json is not None:
+            document = self.keys_json.get_secret_value()
+            return KeyRing(pepper, KeyFile.parse(document, "ADSTREAM_API_KEYS_JSON"))
+        return KeyRing.from_file(pepper, self.keys_file)
 
     def producer_overrides(self) -> dict[str, Any]:
         """librdkafka properties derived from these settings."""

@@ -38,6 +38,12 @@ KNOWN_METHODS = frozenset({"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPT
 OTHER_METHOD = "other"
 UNMATCHED_ROUTE = "<unmatched>"
 
+MAX_CALLER_LABELS = 100
+OTHER_CALLER = "other"
+CALLER_OUTCOMES = frozenset(
+    {"accepted", "unauthenticated", "forbidden", "replayed", "rate_limited"}
+)
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 FLUSH_S = 1.0
 QUEUE_DEPTH_EVERY_S = 0.1
@@ -125,6 +131,23 @@ class Metrics:
             registry=reg,
         )
         self.producer = ProducerStats(reg)
+        # Callers are named in the key file (operators choose them, a client cannot make
+        # new ones); a request without a valid key is "unknown"; at most MAX_CALLER_LABELS
+        # names per process, the rest are "other".
+        self.caller_requests = Counter(
+            "adstream_api_caller_requests",
+            "Ingest requests by caller (API key's caller name) and outcome",
+            ["caller", "outcome"],
+            registry=reg,
+        )
+        self.caller_events = Counter(
+            "adstream_api_caller_events",
+            "Events admitted (then published or failed) by caller",
+            ["caller"],
+            registry=reg,
+        )
+        self._callers: dict[tuple[str, str], list[int]] = {}
+        self._caller_names: set[str] = set()
         self._bounds = (*_LATENCY_BUCKETS, float("inf"))
         self._requests: dict[tuple[str, str, int], int] = {}
         self._latencies: dict[tuple[str, str], _Observations] = {}
@@ -148,12 +171,30 @@ class Metrics:
             self._queue_depth_at = now
             self.queue.set(depth)
 
+    def caller_outcome(self, caller: str, outcome: str, events: int) -> None:
+        """Count one auth decision (the `auth.CallerObserver`), in memory until `flush`."""
+        if caller not in self._caller_names:
+            if len(self._caller_names) >= MAX_CALLER_LABELS:
+                caller = OTHER_CALLER
+            else:
+                self._caller_names.add(caller)
+        counts = self._callers.get((caller, outcome))
+        if counts is None:
+            counts = self._callers[(caller, outcome)] = [0, 0]
+        counts[0] += 1
+        counts[1] += events
+
     def flush(self) -> None:
         """Write what was counted in memory to the metrics (on the event loop)."""
         requests, self._requests = self._requests, {}
         latencies, self._latencies = self._latencies, {}
         acks, self._acks = self._acks, _Observations(self._bounds)
         acked, self._acked = self._acked, 0
+        callers, self._callers = self._callers, {}
+        for (caller, outcome), (requests_, events) in callers.items():
+            self.caller_requests.labels(caller, outcome).inc(requests_)
+            if outcome == "accepted" and events:
+                self.caller_events.labels(caller).inc(events)
         for (method, route, status), count in requests.items():
             self.requests.labels(method, route, str(status)).inc(count)
         for (method, route), observations in latencies.items():

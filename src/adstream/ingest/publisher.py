@@ -195,13 +195,13 @@ class AdEventPublisher:
             raise ProducerFatalError(f"the producer failed fatally: {self.fatal_error}")
         return _Ticket(self._loop.create_future(), count)
 
-    def _produce(self, event: AdEvent, ticket: _Ticket) -> None:
+    def _produce(self, event: AdEvent, ticket: _Ticket, caller: str | None) -> None:
         try:
             self._producer.produce(
                 self.topic,
                 value=wire.value(event),
                 key=wire.key(event),
-                headers=wire.headers(event),
+                headers=wire.headers(event, caller),
                 on_delivery=partial(self._on_delivery, ticket),
             )
             self._in_flight += 1
@@ -215,13 +215,13 @@ class AdEventPublisher:
             log.error("event %s not sent: %s (%s)", event.event_id, failure.reason, exc)
             raise failure from exc
 
-    async def publish(self, event: AdEvent) -> Delivery:
-        """Send one event and wait for the broker's acknowledgement."""
+    async def publish(self, event: AdEvent, caller: str | None = None) -> Delivery:
+        """Send one event (`caller`: its sender, a record header) and wait for the ack."""
         ticket = self._ticket(1)
-        self._produce(event, ticket)
+        self._produce(event, ticket, caller)
         return await ticket.future
 
-    async def publish_many(self, events: Sequence[AdEvent]) -> int:
+    async def publish_many(self, events: Sequence[AdEvent], caller: str | None = None) -> int:
         """Send events and wait until all are acknowledged; raises the first failure.
 
         If producing fails mid-batch (queue full, topic refused), waits for the events
@@ -231,7 +231,7 @@ class AdEventPublisher:
         ticket = self._ticket(len(events))
         for sent, event in enumerate(events):
             try:
-                self._produce(event, ticket)
+                self._produce(event, ticket, caller)
             except PublishError as exc:  # nothing more can be queued: settle what was
                 ticket.error = ticket.error or exc
                 ticket.remaining -= len(events) - sent

@@ -94,9 +94,12 @@ class IngestService:
         event = self.new_event(ad_id, event_type, idempotency_key)
         return Recorded(event, await self.publish(event))
 
-    async def publish(self, event: AdEvent) -> Delivery:
-        """Publish one event made by `new_event`; returns once Kafka acknowledged it."""
-        return await self._publisher.publish(event)
+    async def publish(self, event: AdEvent, caller: str | None = None) -> Delivery:
+        """Publish one event made by `new_event`; returns once Kafka acknowledged it.
+
+        `caller` (the authenticated sender's name) travels as a record header.
+        """
+        return await self._publisher.publish(event, caller)
 
     def parse_batch(
         self, entries: Sequence[object], idempotency_key: str | None = None
@@ -132,9 +135,9 @@ class IngestService:
             raise InvalidBatchError(errors)
         return events
 
-    async def record_batch(self, events: Sequence[AdEvent]) -> int:
+    async def record_batch(self, events: Sequence[AdEvent], caller: str | None = None) -> int:
         """Publish all events; returns their number once all are acknowledged, else raises."""
-        return await self._publisher.publish_many(events)
+        return await self._publisher.publish_many(events, caller)
 
 
 def _entry_scope(entry: dict[Any, Any], seen: Counter[bytes]) -> str:

@@ -16,3 +16,12 @@ def dead_letter_topic(topic: str) -> str:
 
 
 DEAD_LETTER_TOPIC = dead_letter_topic(AD_EVENTS_TOPIC)
+
+ICEBERG_CONNECTOR = "adstream-iceberg"
+"""The Iceberg sink connector's name; Kafka Connect names its consumer group after it."""
+ICEBERG_CONTROL_TOPIC = "adstream-iceberg-control"
+"""The Iceberg sink's control topic (long retention in deploy/kafka.yaml: apache/iceberg #17551)."""
+ICEBERG_CONNECT_GROUP = f"connect-{ICEBERG_CONNECTOR}"
+"""The sink's consumer group; its coordinator's and control consumers' groups start with it."""
+ICEBERG_TRANSACTIONAL_PREFIX = f"{ICEBERG_CONNECTOR}-"
+"""Every transactional id of the sink starts with this (granted as a prefix)."""

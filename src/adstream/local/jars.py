@@ -120,7 +120,7 @@ def ensure_kafka_jars(
         _POM.format(kafka=version, slf4j=SLF4J_VERSION, log4j=LOG4J_VERSION)
     )
     say(f"Fetching Apache Kafka {version} jars from Maven Central (first time only)")
-    _run_maven(mvn, staging, say)
+    run_maven(mvn, staging, say)
     shutil.rmtree(dist.home, ignore_errors=True)
     staging.rename(dist.home)
     dist.complete_marker.write_text(version + "\n")
@@ -130,8 +130,13 @@ def ensure_kafka_jars(
     return dist
 
 
-def _run_maven(mvn: Path, workdir: Path, say: ProgressFn, *extra: str) -> None:
-    """Run ``copy-dependencies`` on ``workdir/pom.xml`` into ``workdir/lib``, reporting each jar."""
+def run_maven(
+    mvn: Path, workdir: Path, say: ProgressFn, *extra: str, what: str = "Apache Kafka's jars"
+) -> None:
+    """Run ``copy-dependencies`` on ``workdir/pom.xml`` into ``workdir/lib``, reporting each jar.
+
+    ``what`` names the jars in the error message (the broker's, Kafka Connect's, a plugin's).
+    """
     cmd = [
         str(mvn),
         "--batch-mode",
@@ -162,6 +167,4 @@ def _run_maven(mvn: Path, workdir: Path, say: ProgressFn, *extra: str) -> None:
                 say(f"  [{files:3d} files, {total / 1e6:5.1f} MB] {name}")
     if proc.wait() != 0:
         errors = [line for line in tail if "ERROR" in line] or tail[-15:]
-        raise JarFetchError(
-            "Maven could not fetch Apache Kafka's jars:\n" + "\n".join(errors[-15:])
-        )
+        raise JarFetchError(f"Maven could not fetch {what}:\n" + "\n".join(errors[-15:]))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from adstream.local.jars import ProgressFn, _run_maven, default_cache_dir
+from adstream.local.jars import ProgressFn, default_cache_dir, run_maven
 from adstream.local.layout import LISTEN_HOST
 from adstream.local.toolchain import find_maven
 
@@ -80,7 +80,7 @@ def ensure_agent(
     staging.mkdir(parents=True)
     (staging / "pom.xml").write_text(_POM.format(version=version))
     say(f"Fetching the Prometheus JMX exporter {version} from Maven Central (first time only)")
-    _run_maven(find_maven(), staging, say, "-DexcludeTransitive=true")
+    run_maven(find_maven(), staging, say, "-DexcludeTransitive=true", what="the JMX exporter agent")
     shutil.rmtree(home, ignore_errors=True)
     staging.rename(home)
     return jar

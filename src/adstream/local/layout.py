@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-PRINCIPALS: tuple[str, ...] = ("admin", "adstream-api", "adstream-aggregator")
+PRINCIPALS: tuple[str, ...] = ("admin", "adstream-api", "adstream-aggregator", "adstream-connect")
 """Client principals that get a certificate and a SCRAM user."""
 
 SCRAM_USERS: tuple[str, ...] = PRINCIPALS

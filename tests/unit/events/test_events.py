@@ -89,3 +89,15 @@ def test_wire_uses_the_seed_field_names_and_round_trips() -> None:
 def test_decode_rejects_what_is_not_an_event(raw: bytes) -> None:
     with pytest.raises(wire.WireError):
         wire.decode(raw)
+
+
+def test_the_caller_header_is_written_and_read_back() -> None:
+    from adstream.events import wire
+
+    event = AdEvent.create(event_id=uuid.uuid4(), ad_id="AD1", type=EventType.CLICK, timestamp=1)
+    assert wire.caller_of(wire.headers(event)) is None
+    headers = wire.headers(event, "adserver-eu")
+    assert (wire.HEADER_CALLER, b"adserver-eu") in headers
+    assert wire.caller_of(headers) == "adserver-eu"
+    assert wire.headers(event) == wire.headers(event, None)  # the caller-less list is unchanged
+    assert wire.caller_of([(wire.HEADER_CALLER, None)]) is None
