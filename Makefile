@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup run test lint types unit integration infra-test bench monitor image clean
+.PHONY: setup run test lint types unit integration infra-test bench monitor image image-context clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is required)"; exit 1; }
@@ -57,6 +57,12 @@ monitor: setup
 image: $(STAMP)
 	@bash scripts/system-deps.sh
 	PYTHON=$(BIN)/python bash scripts/build-image.sh
+
+# The same image's build context (wheelhouse, RDS CA bundle, Containerfile) in build/image,
+# where the CDK profiles' `clients.image` (source: asset) expects it: `cdk deploy` builds it.
+# No container engine needed.
+image-context: $(STAMP)
+	PYTHON=$(BIN)/python bash scripts/build-image.sh --context-only build/image
 
 clean:
 	-$(BIN)/adstream monitor down

@@ -65,13 +65,14 @@ def complete_profile() -> Profile:
     data["clients"]["image"] = {"source": "ecr", "repository": "adstream", "tag": DIGEST}
     data["clients"]["certificate_arn"] = CERTIFICATE
     data["clients"]["database_secret_arn"] = DATABASE
+    data["database"] = {"kind": "none"}  # an existing database instead of the stack's
     data["clients"]["aggregator"]["desired_count"] = 1
     data["alarms"] = {"email": "oncall@example.com"}
     return parse_profile(data, "complete")
 
 
 def asset_context(root: Path, marker: str = "1") -> Path:
-    """A build context as `make image` prepares one (tests need no container engine: synth
+    """A build context as `make image-context` prepares one (tests need no container engine: synth
     only hashes and stages it; `cdk deploy` builds it)."""
     context = root / f"image-context-{marker}"
     context.mkdir(parents=True, exist_ok=True)

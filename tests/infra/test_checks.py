@@ -41,6 +41,7 @@ def test_expected_acknowledgements_only(synth: SynthCache) -> None:
         "AwsSolutions-ECS2",
         "AwsSolutions-IAM4",
         "AwsSolutions-IAM5",
+        "AwsSolutions-RDS11",
         "AwsSolutions-S1",
         "AwsSolutions-SMG4",
     }

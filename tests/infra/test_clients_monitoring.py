@@ -29,12 +29,17 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
     containers = _containers(s)
     assert set(containers) == {"api", "aggregator", "apply"}
     (lookup,) = s.resources("Custom::AWS")
+    (db_id,) = s.resources("AWS::RDS::DBCluster") or s.resources("AWS::RDS::DBInstance")
     brokers = {"Fn::GetAtt": [lookup, "BootstrapBrokerStringSaslIam"]}
     common = {
         "ADSTREAM_KAFKA_BOOTSTRAP_SERVERS": brokers,
         "ADSTREAM_KAFKA_SECURITY": "iam",
         "ADSTREAM_KAFKA_IAM_REGION": "eu-west-1",
+        "ADSTREAM_DEPLOYED": "true",
+        **REQUIREMENTS[name],
+        **DATABASE_ENV,
     }
+    port = {"Fn::GetAtt": [db_id, "Endpoint.Port"]}
     assert _env(containers["api"]) == {
         **common,
         "ADSTREAM_KAFKA_CLIENT_ID": "adstream-ingest",
@@ -42,20 +47,34 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - the container listens behind the ALB
         "ADSTREAM_API_PORT": str(s.profile.clients.api_port),
         "ADSTREAM_API_AUTH": "keys",
+        "ADSTREAM_API_DB_URL": "postgresql://",
+        "PGPORT": port,
     }
     assert _env(containers["aggregator"]) == {
         **common,
         "ADSTREAM_KAFKA_CLIENT_ID": "adstream-aggregator",
         "ADSTREAM_AGGREGATE_TOPIC": "ad-events",
         "ADSTREAM_AGGREGATE_GROUP": "adstream-aggregator",
+        "ADSTREAM_AGGREGATE_DB": "postgresql://",
+        "PGPORT": port,
     }
     assert containers["api"]["EntryPoint"] == ["adstream"]
     assert containers["api"]["Command"] == ["serve"]
     assert containers["aggregator"]["Command"] == ["aggregate"]
     assert containers["api"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamProducer")
     assert containers["aggregator"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamAggregator")
-    for name in ("api", "aggregator"):
-        assert "Secrets" not in containers[name]
+    for service in ("api", "aggregator"):  # only the database's, no Kafka credentials
+        assert {item["Name"] for item in containers[service]["Secrets"]} == set(LIBPQ_FIELDS)
+
+
+PROVISIONED = {
+    "ADSTREAM_REQUIRE_REPLICATION_FACTOR": "3",
+    "ADSTREAM_REQUIRE_MIN_INSYNC_REPLICAS": "2",
+}
+REQUIREMENTS = {"dev": PROVISIONED, "prod": PROVISIONED, "serverless": {}}
+"""MSK Serverless fixes replication 3 and min.insync 2 itself: only existence is checked."""
+DATABASE_ENV = {"PGSSLMODE": "verify-full"}
+LIBPQ_FIELDS = ("PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE")
 
 
 def test_scram_clients_get_credentials_as_secrets_not_environment(synth: SynthCache) -> None:
@@ -70,11 +89,15 @@ def test_scram_clients_get_credentials_as_secrets_not_environment(synth: SynthCa
         }
         assert not [k for k in env if "PASSWORD" in k or "USERNAME" in k]
         secrets = {item["Name"]: item["ValueFrom"] for item in containers[name]["Secrets"]}
-        assert set(secrets) == {"ADSTREAM_KAFKA_SCRAM_USERNAME", "ADSTREAM_KAFKA_SCRAM_PASSWORD"}
+        assert set(secrets) == {
+            "ADSTREAM_KAFKA_SCRAM_USERNAME",
+            "ADSTREAM_KAFKA_SCRAM_PASSWORD",
+            *LIBPQ_FIELDS,
+        }
         (secret_id,) = [
             k
             for k, r in s.resources("AWS::SecretsManager::Secret").items()
-            if r["Properties"]["Name"].endswith(f"_{user}")
+            if r["Properties"].get("Name", "").endswith(f"_{user}")
         ]
         assert secret_id in str(secrets["ADSTREAM_KAFKA_SCRAM_PASSWORD"])
 
@@ -275,8 +298,18 @@ def test_a_missing_build_context_is_named_at_synth(tmp_path: Any) -> None:
 
     data = shipped_data("serverless")
     data["clients"]["image"] = {"source": "asset", "context": str(tmp_path / "nothing")}
-    with pytest.raises(ProfileError, match="no Containerfile in the build context"):
+    with pytest.raises(ProfileError, match="no Containerfile in the build context") as info:
         synthesize(parse_profile(data), tmp_path / "out")
+    assert "`make image-context` writes build/image" in str(info.value)
+
+
+def test_make_image_context_prepares_the_profiles_default_context() -> None:
+    from adstream.infra.profiles import PROJECT_ROOT, ImageProfile
+
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    target = makefile.split("\nimage-context:", 1)[1].split("\n\n", 1)[0]
+    default = ImageProfile().context
+    assert f"scripts/build-image.sh --context-only {default}" in target
 
 
 def test_services_read_the_count_database_from_its_secret(synth: SynthCache) -> None:

@@ -109,6 +109,7 @@ def test_kafka_apply_role_is_limited_to_the_files_topics_and_acls(synth: SynthCa
     assert resources[1:] == [  # what deploy/kafka.yaml names
         f"{prefix}topic/adstream-prod/*/ad-events",
         f"{prefix}topic/adstream-prod/*/ad-events.dlq",
+        f"{prefix}topic/adstream-prod/*/adstream-iceberg-control",  # the Iceberg sink's
     ]
     actions = {a for statement in policy for a in statement["Action"]}
     assert not {a for a in actions if "Delete" in a or "Data" in a}

@@ -66,7 +66,11 @@ def test_producer_role(synth: SynthCache, name: str) -> None:
             _cluster_arn(name, cluster),
         ),
         (
-            ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"),
+            (
+                "kafka-cluster:DescribeTopic",
+                "kafka-cluster:DescribeTopicDynamicConfiguration",
+                "kafka-cluster:WriteData",
+            ),
             _arn(s, cluster, "topic", "ad-events"),
         ),
     ]
@@ -82,11 +86,19 @@ def test_aggregator_role(synth: SynthCache, name: str) -> None:
             _cluster_arn(name, cluster),
         ),
         (
-            ("kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"),
+            (
+                "kafka-cluster:DescribeTopic",
+                "kafka-cluster:DescribeTopicDynamicConfiguration",
+                "kafka-cluster:ReadData",
+            ),
             _arn(s, cluster, "topic", "ad-events"),
         ),
         (
-            ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"),
+            (
+                "kafka-cluster:DescribeTopic",
+                "kafka-cluster:DescribeTopicDynamicConfiguration",
+                "kafka-cluster:WriteData",
+            ),
             _arn(s, cluster, "topic", "ad-events.dlq"),
         ),
         (

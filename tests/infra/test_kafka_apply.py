@@ -108,7 +108,7 @@ def test_inputs_come_from_deploy_kafka_yaml_and_the_profiles_overlay() -> None:
     dev = parse_profile(shipped_data("dev"))
     files = desired_state_files(dev)
     assert [f.name for f in files] == ["kafka.yaml", "kafka.dev.yaml"]
-    assert desired_topics(files) == ["ad-events", "ad-events.dlq"]
+    assert desired_topics(files) == ["ad-events", "ad-events.dlq", "adstream-iceberg-control"]
     assert apply_command(dev) == ["kafka", "apply", "--env", "dev"]
     serverless = parse_profile(shipped_data("serverless"))
     assert apply_command(serverless) == ["kafka", "apply"]

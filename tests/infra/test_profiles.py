@@ -195,14 +195,69 @@ def test_the_apply_needs_iam_on_the_cluster() -> None:
     )
 
 
+EXISTING_DB = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:adstream-db-AbCdEf"
+
+
 def test_a_running_aggregator_needs_a_database() -> None:
     data = _dev()
+    data["database"] = {"kind": "none"}
     data["clients"]["aggregator"]["desired_count"] = 1
     assert "clients.aggregator.desired_count: a deployed aggregator needs" in _error(data)
-    data["clients"]["database_secret_arn"] = (
-        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:adstream-db-AbCdEf"
-    )
+    data["clients"]["database_secret_arn"] = EXISTING_DB
     assert parse_profile(data).clients.aggregator.desired_count == 1
+    data["clients"].pop("database_secret_arn")
+    data["database"] = {"kind": "aurora-serverless"}
+    assert parse_profile(data).has_database
+
+
+def test_shipped_profiles_run_the_aggregator_on_a_database_of_their_own() -> None:
+    kinds = {}
+    for name in ("dev", "prod", "serverless"):
+        profile = load_profile(name)
+        assert profile.clients.aggregator.desired_count > 0
+        assert profile.clients.database_secret_arn is None
+        kinds[name] = profile.database.kind.value
+    assert kinds == {"dev": "rds", "prod": "rds", "serverless": "aurora-serverless"}
+    prod = load_profile("prod").database
+    assert prod.multi_az
+    assert prod.deletion_protection
+    assert prod.backup_retention_days >= 7
+
+
+def test_a_created_and_an_existing_database_exclude_each_other() -> None:
+    data = _dev()
+    data["clients"]["database_secret_arn"] = EXISTING_DB
+    assert "choose the database the stack creates or an existing one" in _error(data)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"deletion_protection": False}, "database.deletion_protection: prod profiles require"),
+        ({"backup_retention_days": 3}, "database.backup_retention_days: prod profiles keep"),
+        ({"multi_az": False}, "database.multi_az: prod profiles require a second AZ"),
+    ],
+)
+def test_prod_databases_are_protected(change: dict[str, Any], message: str) -> None:
+    data = yaml.safe_load((PROFILE_DIR / "prod.yaml").read_text())
+    data["database"].update(change)
+    assert message in _error(data)
+
+
+def test_api_scaling_bounds_hold_the_desired_count() -> None:
+    data = _dev()
+    data["clients"]["api_scaling"] = {"min_count": 2, "max_count": 3}
+    assert "clients.api.desired_count: 1 is outside api_scaling's 2..3" in _error(data)
+    data["clients"]["api_scaling"] = {"min_count": 3, "max_count": 2}
+    assert "clients.api_scaling.max_count: below min_count" in _error(data)
+
+
+def test_topic_requirements_per_cluster_kind() -> None:
+    assert load_profile("dev").topic_requirements() == (3, 2)
+    assert load_profile("serverless").topic_requirements() == (None, None)
+    data = _dev()
+    data["clients"]["require_min_insync_replicas"] = 1
+    assert parse_profile(data).topic_requirements() == (3, 1)
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from adstream.infra.checks import acknowledge
+from adstream.infra.database import LIBPQ_URL, DatabaseConnection
 from adstream.infra.profiles import (
     PROJECT_ROOT,
     ClientAuth,
@@ -49,6 +50,29 @@ DATABASE_ENV = {"api": "ADSTREAM_API_DB_URL", "aggregator": "ADSTREAM_AGGREGATE_
 """Where `adstream serve` and `adstream aggregate` read the count database's URL."""
 API_USER, AGGREGATOR_USER = "adstream-api", "adstream-aggregator"
 """The services' Kafka principals (SCRAM user names), as deploy/kafka.yaml grants them."""
+HEALTH_CHECK_START = Duration.seconds(60)
+"""Grace for the container check: the producer's first metadata round trip (TLS, IAM)."""
+
+
+def health_check_command(port: int, path: str) -> list[str]:
+    """The container's own probe: the image has Python but no curl."""
+    script = (
+        "import sys,urllib.request;"
+        f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{port}{path}',"
+        "timeout=4).status==200 else 1)"
+    )
+    return ["CMD", "python", "-c", script]
+
+
+def deployment_environment(profile: Profile) -> dict[str, str]:
+    """`adstream.deployment`'s settings: deployed, and what the topics must promise."""
+    env = {"ADSTREAM_DEPLOYED": "true"}
+    replication, min_insync = profile.topic_requirements()
+    if replication is not None:
+        env["ADSTREAM_REQUIRE_REPLICATION_FACTOR"] = str(replication)
+    if min_insync is not None:
+        env["ADSTREAM_REQUIRE_MIN_INSYNC_REPLICAS"] = str(min_insync)
+    return env
 
 
 class ImageContextError(ProfileError):
@@ -66,7 +90,7 @@ def container_image(image: ImageProfile, scope: Construct) -> ecs.ContainerImage
     if not (context / image.file).is_file():
         raise ImageContextError(
             f"clients.image: no {image.file} in the build context {context}; prepare it "
-            "(`make image` writes build/image) or use source ecr with an immutable tag"
+            "(`make image-context` writes build/image) or use source ecr with an immutable tag"
         )
     return ecs.ContainerImage.from_asset(str(context), file=image.file)
 
@@ -103,15 +127,17 @@ class ClientServices(Construct):
         aggregator_role: iam.IRole,
         brokers: str,
         scram_secrets: dict[str, secretsmanager.Secret],
+        database: DatabaseConnection | None = None,
     ) -> None:
+        """`database`: the database the stack created (else the profile's existing one)."""
         super().__init__(scope, construct_id)
-        self._profile, self._scram = profile, scram_secrets
+        self._profile, self._scram, self._created_database = profile, scram_secrets, database
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
         self.image = container_image(profile.clients.image, self)
         self._vpc, self._subnets, self._sg = vpc, subnets, client_sg
-        self._database = (
+        self._database_url = (
             secretsmanager.Secret.from_secret_complete_arn(
                 self, "Database", profile.clients.database_secret_arn
             )
@@ -121,6 +147,7 @@ class ClientServices(Construct):
 
         # Names as `adstream serve` and `adstream aggregate` read them.
         api_env = kafka_environment(profile, brokers, "adstream-ingest") | {
+            **deployment_environment(profile),
             "ADSTREAM_API_TOPIC": profile.topic.name,
             "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - inside the task, behind the ALB
             "ADSTREAM_API_PORT": str(profile.clients.api_port),
@@ -130,6 +157,7 @@ class ClientServices(Construct):
         }
         self.api = self._service("Api", profile.clients.api, producer_role, api_env, API_USER)
         agg_env = kafka_environment(profile, brokers, "adstream-aggregator") | {
+            **deployment_environment(profile),
             "ADSTREAM_AGGREGATE_TOPIC": profile.topic.name,
             "ADSTREAM_AGGREGATE_GROUP": profile.topic.consumer_group,
         }
@@ -137,6 +165,7 @@ class ClientServices(Construct):
             "Aggregator", profile.clients.aggregator, aggregator_role, agg_env, AGGREGATOR_USER
         )
         self.load_balancer = self._load_balancer()
+        self._scale_api()
         client_sg.add_ingress_rule(
             monitoring_sg,
             ec2.Port.tcp(profile.clients.api_port),
@@ -161,13 +190,25 @@ class ClientServices(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         is_api = name == "Api"
+        clients = self._profile.clients
         task.add_container(
             name.lower(),
             image=self.image,
             entry_point=list(ENTRY_POINT),
             command=list(spec.command),
-            environment=environment,
+            environment=environment | self._database_environment(name.lower()),
             secrets=self._scram_secrets(scram_user) | self._database_secret(name.lower()),
+            health_check=(
+                ecs.HealthCheck(
+                    command=health_check_command(clients.api_port, clients.api_health_path),
+                    interval=Duration.seconds(15),
+                    timeout=Duration.seconds(5),
+                    retries=3,
+                    start_period=HEALTH_CHECK_START,
+                )
+                if is_api
+                else None
+            ),
             logging=ecs.LogDrivers.aws_logs(stream_prefix=name.lower(), log_group=log_group),
             port_mappings=(
                 [ecs.PortMapping(container_port=self._profile.clients.api_port)] if is_api else []
@@ -197,10 +238,31 @@ class ClientServices(Construct):
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
         )
 
-    def _database_secret(self, service: str) -> dict[str, ecs.Secret]:
-        if self._database is None:
+    def _database_environment(self, service: str) -> dict[str, str]:
+        """The created database: a bare URL that libpq completes from the PG* secrets."""
+        if self._created_database is None:
             return {}
-        return {DATABASE_ENV[service]: ecs.Secret.from_secrets_manager(self._database)}
+        return {DATABASE_ENV[service]: LIBPQ_URL, **self._created_database.environment()}
+
+    def _database_secret(self, service: str) -> dict[str, ecs.Secret]:
+        if self._created_database is not None:
+            return self._created_database.secrets()
+        if self._database_url is None:
+            return {}
+        return {DATABASE_ENV[service]: ecs.Secret.from_secrets_manager(self._database_url)}
+
+    def _scale_api(self) -> None:
+        """Between the profile's bounds, on ALB requests per task and on CPU."""
+        scaling = self._profile.clients.api_scaling
+        target = self.api.auto_scale_task_count(
+            min_capacity=scaling.min_count, max_capacity=scaling.max_count
+        )
+        target.scale_on_request_count(
+            "Requests",
+            requests_per_target=scaling.requests_per_target,
+            target_group=self._target_group,
+        )
+        target.scale_on_cpu_utilization("Cpu", target_utilization_percent=scaling.cpu_percent)
 
     def _scram_secrets(self, user: str) -> dict[str, ecs.Secret]:
         if self._profile.clients.auth is not ClientAuth.SCRAM:
@@ -263,6 +325,7 @@ class ClientServices(Construct):
             ),
             deregistration_delay=Duration.seconds(30),
         )
+        self._target_group = target_group
         self._depend_without_target_group(listener, target_group)
         return lb
 

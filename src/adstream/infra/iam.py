@@ -15,11 +15,25 @@ from adstream.infra.checks import acknowledge_wildcard_resource
 from adstream.infra.profiles import Profile
 
 PRODUCER_CLUSTER_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently")
-PRODUCER_TOPIC_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData")
+# DescribeTopicDynamicConfiguration: each service checks its topics' min.insync.replicas at
+# start (ADSTREAM_REQUIRE_MIN_INSYNC_REPLICAS, adstream.deployment).
+PRODUCER_TOPIC_ACTIONS = (
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "kafka-cluster:WriteData",
+)
 # The aggregator also writes what it cannot parse to `<topic>.dlq` (idempotent producer).
 AGGREGATOR_CLUSTER_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently")
-AGGREGATOR_TOPIC_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:ReadData")
-AGGREGATOR_DEAD_LETTER_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData")
+AGGREGATOR_TOPIC_ACTIONS = (
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "kafka-cluster:ReadData",
+)
+AGGREGATOR_DEAD_LETTER_ACTIONS = (
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "kafka-cluster:WriteData",
+)
 AGGREGATOR_GROUP_ACTIONS = ("kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup")
 ADMIN_CLUSTER_ACTIONS = (
     "kafka-cluster:Connect",

@@ -61,6 +61,17 @@ def desired_topics(files: list[Path]) -> list[str]:
     return sorted(names)
 
 
+def topic_partitions(files: list[Path], topic: str) -> int | None:
+    """`topic`'s partition count in the merged desired state (a later overlay wins)."""
+    found = None
+    for path in files:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        spec = (document.get("topics") or {}).get(topic) or {}
+        if spec.get("partitions") is not None:
+            found = int(spec["partitions"])
+    return found
+
+
 def state_digest(files: list[Path]) -> str:
     """Changes whenever a file changes, so the custom resource (and the apply) runs again."""
     digest = hashlib.sha256()

@@ -163,11 +163,66 @@ class ImageProfile(_Model):
         return out
 
 
+class DatabaseKind(StrEnum):
+    """The count database the stack creates (or none: `clients.database_secret_arn`)."""
+
+    NONE = "none"
+    RDS = "rds"
+    AURORA_SERVERLESS = "aurora-serverless"
+
+
+class DatabaseProfile(_Model):
+    """PostgreSQL for the aggregator's counts and the API's stats routes."""
+
+    kind: DatabaseKind = Field(
+        default=DatabaseKind.NONE,
+        description="rds: one RDS for PostgreSQL instance (Multi-AZ optional); "
+        "aurora-serverless: Aurora PostgreSQL Serverless v2, billed per ACU-hour",
+    )
+    instance_type: str = Field(
+        default="t4g.micro",
+        pattern=r"^[a-z0-9]+\.[a-z0-9]+$",
+        description="rds: the instance class without the db. prefix",
+    )
+    multi_az: bool = Field(
+        default=False, description="rds: a standby in a second AZ; aurora: a second instance"
+    )
+    allocated_storage_gb: int = Field(default=20, ge=20, le=65536)
+    max_allocated_storage_gb: int = Field(
+        default=100, ge=20, le=65536, description="rds: storage autoscaling limit"
+    )
+    min_capacity_acu: float = Field(default=0.5, ge=0.5, le=256)
+    max_capacity_acu: float = Field(default=4, ge=1, le=256)
+    backup_retention_days: int = Field(default=7, ge=1, le=35)
+    deletion_protection: bool = False
+    rotation_days: int = Field(
+        default=30, ge=1, le=365, description="Secrets Manager rotates the password this often"
+    )
+
+    @property
+    def created(self) -> bool:
+        return self.kind is not DatabaseKind.NONE
+
+
+class ApiScalingProfile(_Model):
+    """Target tracking on the API service: ALB requests per task and CPU, within bounds."""
+
+    min_count: int = Field(default=1, ge=1, le=50)
+    max_count: int = Field(default=4, ge=1, le=50)
+    requests_per_target: int = Field(
+        default=1000, ge=1, description="ALB requests per task per minute to aim for"
+    )
+    cpu_percent: int = Field(default=60, ge=10, le=90)
+
+
 class ClientsProfile(_Model):
     image: ImageProfile = ImageProfile()
     auth: ClientAuth = ClientAuth.IAM
     api_port: int = Field(default=8000, ge=1024, le=65535)
-    api_health_path: str = "/healthz"
+    api_health_path: str = Field(
+        default="/readyz",
+        description="load balancer and container health check (ready: the producer is up)",
+    )
     api_allowed_cidrs: tuple[str, ...] = Field(
         default=(), description="who may reach the internal load balancer; default: the VPC"
     )
@@ -179,8 +234,22 @@ class ClientsProfile(_Model):
     database_secret_arn: str | None = Field(
         default=None,
         pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$",
-        description="existing secret whose value is the count database URL (postgresql://)",
+        description="existing secret whose value is the count database URL (postgresql://); "
+        "instead of a database the stack creates (database.kind)",
     )
+    require_replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="the services refuse topics with fewer replicas; default: 3 on a "
+        "provisioned cluster, unchecked on MSK Serverless (fixed at 3 by AWS)",
+    )
+    require_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="the services refuse topics with a lower min.insync.replicas; default: 2 "
+        "on a provisioned cluster, unchecked on MSK Serverless (fixed at 2 by AWS)",
+    )
+    api_scaling: ApiScalingProfile = ApiScalingProfile()
     api: ServiceProfile = ServiceProfile(command=("serve",))
     aggregator: ServiceProfile = ServiceProfile(command=("aggregate",))
 
@@ -225,6 +294,7 @@ class Profile(_Model):
     clients: ClientsProfile = ClientsProfile()
     kafka_apply: KafkaApplyProfile = KafkaApplyProfile()
     alarms: AlarmsProfile = AlarmsProfile()
+    database: DatabaseProfile = DatabaseProfile()
 
     @property
     def stack_name(self) -> str:
@@ -239,6 +309,22 @@ class Profile(_Model):
     def serverless(self) -> bool:
         return self.cluster.kind is ClusterKind.SERVERLESS
 
+    @property
+    def has_database(self) -> bool:
+        """The services get a count database: one the stack creates, or an existing one."""
+        return self.database.created or self.clients.database_secret_arn is not None
+
+    def topic_requirements(self) -> tuple[int | None, int | None]:
+        """(replication factor, min.insync.replicas) the services demand of their topics.
+
+        A provisioned cluster's defaults are the broker configuration's (3 and 2). MSK
+        Serverless fixes both itself (3 and 2) and no client can lower them, so by default
+        the services only check that their topics exist there."""
+        c = self.clients
+        if self.serverless:
+            return c.require_replication_factor, c.require_min_insync_replicas
+        return c.require_replication_factor or 3, c.require_min_insync_replicas or 2
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         problems = [
@@ -247,6 +333,7 @@ class Profile(_Model):
             *self._acl_problems(),
             *self.clients.image.problems(),
             *self._database_problems(),
+            *self._scaling_problems(),
         ]
         if problems:
             raise ValueError("\n".join(problems))
@@ -331,12 +418,40 @@ class Profile(_Model):
         return out
 
     def _database_problems(self) -> list[str]:
-        if self.clients.aggregator.desired_count and not self.clients.database_secret_arn:
+        d, c, out = self.database, self.clients, list[str]()
+        if c.aggregator.desired_count and not self.has_database:
+            out.append(
+                "clients.aggregator.desired_count: a deployed aggregator needs a count "
+                "database: set database.kind (rds or aurora-serverless) or "
+                "clients.database_secret_arn (a PostgreSQL URL); without one it would count "
+                "into SQLite on the task's ephemeral disk (or set desired_count: 0)"
+            )
+        if d.created and c.database_secret_arn:
+            out.append(
+                f"clients.database_secret_arn: set, but database.kind is {d.kind.value}: "
+                "choose the database the stack creates or an existing one, not both"
+            )
+        if d.created and self.environment is Environment.PROD:
+            if not d.deletion_protection:
+                out.append("database.deletion_protection: prod profiles require it")
+            if d.backup_retention_days < 7:
+                out.append("database.backup_retention_days: prod profiles keep at least 7")
+            if not d.multi_az:
+                out.append("database.multi_az: prod profiles require a second AZ")
+        if d.max_allocated_storage_gb < d.allocated_storage_gb:
+            out.append("database.max_allocated_storage_gb: below allocated_storage_gb")
+        if d.max_capacity_acu < d.min_capacity_acu:
+            out.append("database.max_capacity_acu: below min_capacity_acu")
+        return out
+
+    def _scaling_problems(self) -> list[str]:
+        s, desired = self.clients.api_scaling, self.clients.api.desired_count
+        if s.max_count < s.min_count:
+            return ["clients.api_scaling.max_count: below min_count"]
+        if not s.min_count <= desired <= s.max_count:
             return [
-                "clients.aggregator.desired_count: a deployed aggregator needs "
-                "clients.database_secret_arn (a PostgreSQL URL); without it, it counts into "
-                "SQLite on the task's ephemeral disk, recounts on every new task and splits "
-                "partitions across databases in a rolling deploy (set desired_count: 0)"
+                f"clients.api.desired_count: {desired} is outside api_scaling's "
+                f"{s.min_count}..{s.max_count}"
             ]
         return []
 

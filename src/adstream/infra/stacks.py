@@ -1,9 +1,9 @@
 """The deployable: one stack per profile, built in the seed's order.
 
 VPC → security groups → (client CA) → MSK cluster (+ SCRAM users) → IAM roles → bootstrap
-brokers → deploy-time `kafka apply` → client services → alarms. IAM comes after the cluster
-here only because its policies name the cluster's ARN, which exists once the cluster
-construct does.
+brokers → deploy-time `kafka apply` → count database → client services → alarms. IAM comes
+after the cluster here only because its policies name the cluster's ARN, which exists once
+the cluster construct does.
 """
 
 from __future__ import annotations
@@ -14,14 +14,35 @@ from constructs import Construct
 from adstream.infra.bootstrap import BootstrapBrokers
 from adstream.infra.clients import ClientServices
 from adstream.infra.cluster import KafkaCluster
+from adstream.infra.database import CountDatabase
 from adstream.infra.iam import KafkaRoles
-from adstream.infra.kafka_apply import KafkaApply, desired_state_files, desired_topics
+from adstream.infra.kafka_apply import (
+    KafkaApply,
+    desired_state_files,
+    desired_topics,
+    topic_partitions,
+)
 from adstream.infra.monitoring import ClusterAlarms, OpsDashboard
 from adstream.infra.network import Network
-from adstream.infra.profiles import ClientAuth, Profile
+from adstream.infra.profiles import ClientAuth, Profile, ProfileError
 from adstream.infra.scram import ScramUsers
 from adstream.infra.security_groups import SecurityGroups
 from adstream.infra.tls import ClientCertificateAuthority
+
+
+class AggregatorCountError(ProfileError):
+    """More aggregator tasks than the topic has partitions."""
+
+
+def check_aggregator_count(profile: Profile, partitions: int | None) -> None:
+    """Each aggregator task needs a partition of its own: the ones beyond the topic's
+    partition count would sit idle in the group and still cost a task each."""
+    desired = profile.clients.aggregator.desired_count
+    if partitions is not None and desired > partitions:
+        raise AggregatorCountError(
+            f"clients.aggregator.desired_count: {desired} tasks for {partitions} partitions "
+            f"of {profile.topic.name} (deploy/kafka*.yaml); at most {partitions} consume"
+        )
 
 
 class AdstreamStack(Stack):
@@ -59,6 +80,8 @@ class AdstreamStack(Stack):
             else None
         )
         apply_files = desired_state_files(profile) if profile.kafka_apply.enabled else None
+        if apply_files is not None:
+            check_aggregator_count(profile, topic_partitions(apply_files, profile.topic.name))
         roles = KafkaRoles(
             self,
             "Iam",
@@ -74,6 +97,18 @@ class AdstreamStack(Stack):
             cluster_name=cluster.name,
             auths=tuple(dict.fromkeys(auths)),
         )
+        database = (
+            CountDatabase(
+                self,
+                "Database",
+                profile=profile,
+                vpc=network.vpc,
+                subnets=network.private_subnets,
+                client_sg=groups.clients,
+            )
+            if profile.database.created
+            else None
+        )
         services = ClientServices(
             self,
             "Clients",
@@ -86,6 +121,7 @@ class AdstreamStack(Stack):
             aggregator_role=roles.aggregator,
             brokers=brokers.brokers[profile.clients.auth],
             scram_secrets=scram.secrets if scram else {},
+            database=database.connection if database else None,
         )
         if apply_files is not None:
             assert roles.apply is not None
@@ -128,6 +164,9 @@ class AdstreamStack(Stack):
         CfnOutput(self, "AdminRoleArn", value=roles.admin.role_arn)
         if ca is not None:
             CfnOutput(self, "ClientCaArn", value=ca.arn)
+        if database is not None:
+            CfnOutput(self, "DatabaseEndpoint", value=database.endpoint.hostname)
+            CfnOutput(self, "DatabaseSecretArn", value=database.secret.secret_arn)
 
     @property
     def availability_zones(self) -> list[str]:
