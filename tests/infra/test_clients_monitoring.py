@@ -63,8 +63,12 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
     assert containers["aggregator"]["Command"] == ["aggregate"]
     assert containers["api"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamProducer")
     assert containers["aggregator"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamAggregator")
-    for service in ("api", "aggregator"):  # only the database's, no Kafka credentials
-        assert {item["Name"] for item in containers[service]["Secrets"]} == set(LIBPQ_FIELDS)
+    for service in ("api", "aggregator"):  # the database's (+ the API's keys), no Kafka's
+        extra = API_KEY_SECRETS if service == "api" else set()
+        assert {item["Name"] for item in containers[service]["Secrets"]} == {
+            *LIBPQ_FIELDS,
+            *extra,
+        }
 
 
 PROVISIONED = {
@@ -75,6 +79,7 @@ REQUIREMENTS = {"dev": PROVISIONED, "prod": PROVISIONED, "serverless": {}}
 """MSK Serverless fixes replication 3 and min.insync 2 itself: only existence is checked."""
 DATABASE_ENV = {"PGSSLMODE": "verify-full"}
 LIBPQ_FIELDS = ("PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE")
+API_KEY_SECRETS = {"ADSTREAM_API_PEPPER", "ADSTREAM_API_KEYS_JSON"}
 
 
 def test_scram_clients_get_credentials_as_secrets_not_environment(synth: SynthCache) -> None:
@@ -93,6 +98,7 @@ def test_scram_clients_get_credentials_as_secrets_not_environment(synth: SynthCa
             "ADSTREAM_KAFKA_SCRAM_USERNAME",
             "ADSTREAM_KAFKA_SCRAM_PASSWORD",
             *LIBPQ_FIELDS,
+            *(API_KEY_SECRETS if name == "api" else ()),
         }
         (secret_id,) = [
             k
@@ -316,7 +322,10 @@ def test_services_read_the_count_database_from_its_secret(synth: SynthCache) -> 
     s = synth("complete")
     containers = _containers(s)
     arn = s.profile.clients.database_secret_arn
-    assert containers["api"]["Secrets"] == [{"Name": "ADSTREAM_API_DB_URL", "ValueFrom": arn}]
+    api_secrets = [
+        item for item in containers["api"]["Secrets"] if item["Name"] not in API_KEY_SECRETS
+    ]
+    assert api_secrets == [{"Name": "ADSTREAM_API_DB_URL", "ValueFrom": arn}]
     assert containers["aggregator"]["Secrets"] == [
         {"Name": "ADSTREAM_AGGREGATE_DB", "ValueFrom": arn}
     ]

@@ -153,7 +153,11 @@ def test_an_existing_database_creates_none(synth: SynthCache) -> None:
 
 
 @pytest.mark.parametrize("name", ["dev", "prod", "serverless"])
-def test_health_checks_probe_readyz(synth: SynthCache, name: str) -> None:
+def test_load_balancer_probes_readyz_and_the_container_healthz(
+    synth: SynthCache, name: str
+) -> None:
+    """Ready (the producer reaches the topic) decides where requests go; liveness (no fatal
+    producer error) decides when ECS replaces a task, so a Kafka outage replaces none."""
     s = synth(name)
     target_group = s.one("AWS::ElasticLoadBalancingV2::TargetGroup")
     assert target_group["HealthCheckPath"] == "/readyz"
@@ -161,7 +165,7 @@ def test_health_checks_probe_readyz(synth: SynthCache, name: str) -> None:
     check = containers["api"]["HealthCheck"]
     command = check["Command"]
     assert command[:3] == ["CMD", "python", "-c"]
-    assert f"http://127.0.0.1:{s.profile.clients.api_port}/readyz" in command[3]
+    assert f"http://127.0.0.1:{s.profile.clients.api_port}/healthz" in command[3]
     assert check["StartPeriod"] > 0
     assert "HealthCheck" not in containers["aggregator"]  # it serves no HTTP
 

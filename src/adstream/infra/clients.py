@@ -28,6 +28,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from adstream.infra.api_keys import ApiKeySecrets
 from adstream.infra.checks import acknowledge
 from adstream.infra.database import LIBPQ_URL, DatabaseConnection
 from adstream.infra.profiles import (
@@ -52,6 +53,12 @@ API_USER, AGGREGATOR_USER = "adstream-api", "adstream-aggregator"
 """The services' Kafka principals (SCRAM user names), as deploy/kafka.yaml grants them."""
 HEALTH_CHECK_START = Duration.seconds(60)
 """Grace for the container check: the producer's first metadata round trip (TLS, IAM)."""
+
+
+LIVENESS_PATH = "/healthz"
+"""The container check: 503 only when the worker's producer failed fatally, so ECS replaces
+the task. Not /readyz, which the load balancer checks: during a Kafka outage every task is
+unready, and replacing them all would not bring Kafka back."""
 
 
 def health_check_command(port: int, path: str) -> list[str]:
@@ -151,10 +158,11 @@ class ClientServices(Construct):
             "ADSTREAM_API_TOPIC": profile.topic.name,
             "ADSTREAM_API_HOST": "0.0.0.0",  # noqa: S104 - inside the task, behind the ALB
             "ADSTREAM_API_PORT": str(profile.clients.api_port),
-            # API keys required (README "Callers, keys and signed URLs"): the task also needs
-            # the ECS secrets ADSTREAM_API_PEPPER and ADSTREAM_API_KEYS_JSON, not wired yet.
+            # API keys required (README "Callers, keys and signed URLs"); the pepper and the
+            # key document come from `self.api_keys` as task secrets.
             "ADSTREAM_API_AUTH": "keys",
         }
+        self.api_keys = ApiKeySecrets(self, "ApiKeys", stack_name=profile.cluster.name)
         self.api = self._service("Api", profile.clients.api, producer_role, api_env, API_USER)
         agg_env = kafka_environment(profile, brokers, "adstream-aggregator") | {
             **deployment_environment(profile),
@@ -197,10 +205,12 @@ class ClientServices(Construct):
             entry_point=list(ENTRY_POINT),
             command=list(spec.command),
             environment=environment | self._database_environment(name.lower()),
-            secrets=self._scram_secrets(scram_user) | self._database_secret(name.lower()),
+            secrets=self._scram_secrets(scram_user)
+            | self._database_secret(name.lower())
+            | (self.api_keys.task_secrets() if is_api else {}),
             health_check=(
                 ecs.HealthCheck(
-                    command=health_check_command(clients.api_port, clients.api_health_path),
+                    command=health_check_command(clients.api_port, LIVENESS_PATH),
                     interval=Duration.seconds(15),
                     timeout=Duration.seconds(5),
                     retries=3,

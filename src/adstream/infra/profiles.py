@@ -221,7 +221,8 @@ class ClientsProfile(_Model):
     api_port: int = Field(default=8000, ge=1024, le=65535)
     api_health_path: str = Field(
         default="/readyz",
-        description="load balancer and container health check (ready: the producer is up)",
+        description="load balancer health check (ready: the producer reaches the topic); the "
+        "container check is /healthz (liveness)",
     )
     api_allowed_cidrs: tuple[str, ...] = Field(
         default=(), description="who may reach the internal load balancer; default: the VPC"
