@@ -178,13 +178,19 @@ class LocalCluster:
 
     def start_node(self, node_id: int, progress: ProgressFn | None = None) -> BrokerStatus:
         """Start one stopped node (of a cluster started before) and wait until it serves."""
-        node = self.node(node_id)
-        if node.running_pid() is None:
+        self.start_nodes([node_id], progress)
+        return self.node(node_id).status()
+
+    def start_nodes(self, node_ids: list[int], progress: ProgressFn | None = None) -> None:
+        """Start stopped nodes together, then wait for each: with two of three down, neither
+        serves until the other has restored the quorum."""
+        stopped = [self.node(n) for n in node_ids if self.node(n).running_pid() is None]
+        for node in stopped:
             node.check_ports()
             node.prepare()
-            node.spawn().wait_ready()
-            (progress or (lambda _msg: None))(f"Node {node_id} ready")
-        return node.status()
+        for started in [node.spawn() for node in stopped]:
+            started.wait_ready()
+            (progress or (lambda _msg: None))(f"Node {started.broker.node_id} ready")
 
     def stop_node(
         self, node_id: int, progress: ProgressFn | None = None, *, kill: bool = False
