@@ -75,6 +75,12 @@ class Service:
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
 
+    def exited(self) -> bool:
+        return self.proc is None or self.proc.poll() is not None
+
+    def log_has(self, text: str) -> bool:
+        return self.log.exists() and text in self.log.read_text(errors="replace")
+
 
 def api_service(cluster: LocalCluster, port: int, log: Path) -> Service:
     """``adstream serve`` (one worker) as ``adstream-api`` over mutual TLS to every node."""
@@ -248,8 +254,12 @@ def records_since(
 
 
 def db_counts(db_url: str, prefix: str) -> Counter[str]:
-    """Impressions + clicks per ad of the drill, as the aggregator counted them."""
-    store = open_store(db_url)
+    """Impressions + clicks per ad of the drill, as the aggregator counted them (empty while
+    the database does not answer)."""
+    try:
+        store = open_store(db_url)
+    except Exception:
+        return Counter()
     try:
         counts: Counter[str] = Counter()
         for ad, _minute, impressions, clicks in store.totals():

@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from bench.drill_support import (
     topic_ends,
 )
 from tests.support.ports import free_base_port, free_port
+from tests.support.postgres import PostgresServer, running_postgres
 
 from adstream.kafka.topics import AD_EVENTS_TOPIC
 from adstream.local.cluster import LocalCluster, active_controller
@@ -67,12 +69,17 @@ class Drill:
     aggregators: list[Service]
     load: Load
     db_url: str
+    postgres: PostgresServer | None = None
     two_down: tuple[float, float] | None = None
     """While two brokers were down: (from, to), for the no-2xx check."""
 
     def acks_grow(self, by: int = LOAD_STEP, timeout: float = FAULT_TIMEOUT_S) -> None:
         target = len(self.load.acked) + by
         wait_for(lambda: len(self.load.acked) >= target, f"{by} more acknowledgements", timeout)
+
+    def counted(self) -> int:
+        """Events of this drill counted in the database so far."""
+        return sum(db_counts(self.db_url, self.load.prefix).values())
 
     def leader_of(self, partition: int = 0) -> int:
         metadata = self.cluster.admin().list_topics(AD_EVENTS_TOPIC, timeout=10)
@@ -104,7 +111,7 @@ def two_down(d: Drill) -> str:
     down_at = time.monotonic()
     refused = len(d.load.answers)
     wait_for(
-        lambda: sum(s == 503 for _, _, s in d.load.answers[refused:]) >= 2 * d.load.clients,
+        lambda: sum(s == 503 for _, _, s in d.load.answers[refused:]) >= d.load.clients,
         "503 answers while two brokers are down",
     )
     d.two_down = (down_at, time.monotonic())
@@ -113,7 +120,7 @@ def two_down(d: Drill) -> str:
     return f"killed nodes {victims}"
 
 
-def api_kill(d: Drill, rounds: int = 3) -> str:
+def api_kill(d: Drill, rounds: int = 2) -> str:
     """SIGKILL the API process (and its worker) mid-load; start it again at once."""
     for _ in range(rounds):
         d.api.kill(signal.SIGKILL)
@@ -122,16 +129,11 @@ def api_kill(d: Drill, rounds: int = 3) -> str:
     return f"API SIGKILLed {rounds} times"
 
 
-def aggregator_kill(d: Drill, rounds: int = 4) -> str:
+def aggregator_kill(d: Drill, rounds: int = 3) -> str:
     """SIGKILL the aggregator each time the database shows progress; start it again."""
-    prefix = d.load.prefix
-
-    def counted() -> int:
-        return sum(db_counts(d.db_url, prefix).values())
-
     for _ in range(rounds):
-        seen = counted()
-        wait_for(lambda seen=seen: counted() > seen, "the count moving")  # type: ignore[misc]
+        seen = d.counted()
+        wait_for(lambda seen=seen: d.counted() > seen, "the count moving")  # type: ignore[misc]
         d.aggregators[0].kill(signal.SIGKILL)
         d.aggregators[0].start()
     return f"aggregator SIGKILLed {rounds} times"
@@ -152,13 +154,56 @@ def controller_kill(d: Drill) -> str:
     return f"killed node {old} (active controller)"
 
 
+def rebalance(d: Drill) -> str:
+    """A second aggregator joins (cooperative-sticky: only moved partitions pause); the first
+    is SIGKILLed, and its partitions move to the second when its session expires; then it
+    comes back with the same static id and takes partitions back."""
+    second = aggregator_service(d.cluster, d.db_url, "drill-2", d.workdir / "agg-2.log")
+    d.aggregators.append(second)
+    second.start()
+    wait_for(lambda: second.log_has("assigned [("), "partitions for the second aggregator")
+    d.acks_grow()
+    d.aggregators[0].kill(signal.SIGKILL)
+    acked = len(d.load.acked)
+    wait_for(lambda: d.counted() >= acked, "the survivor counting every partition")
+    d.aggregators[0].start()
+    d.acks_grow()
+    return "2nd aggregator joined; 1st SIGKILLed, then back"
+
+
+def postgres_restart(d: Drill, rounds: int = 2) -> str:
+    """Restart PostgreSQL (immediate stop: connections cut, crash recovery) under the
+    aggregator; a supervisor (ECS, systemd) restarts an aggregator that exits."""
+    if d.postgres is None:
+        raise RuntimeError("the postgres-restart drill needs a PostgreSQL server")
+    restarts = 0
+    for _ in range(rounds):
+        seen = d.counted()
+        wait_for(lambda seen=seen: d.counted() > seen, "the count moving")  # type: ignore[misc]
+        d.postgres.restart()
+        seen = d.counted()
+        deadline = time.monotonic() + FAULT_TIMEOUT_S
+        while d.counted() <= seen:
+            if d.aggregators[0].exited():
+                restarts += 1
+                d.aggregators[0].start()
+            if time.monotonic() > deadline:
+                raise TimeoutError("the count did not move after PostgreSQL restarted")
+            time.sleep(0.2)
+    return f"PostgreSQL restarted {rounds} times; aggregator restarted {restarts} times"
+
+
 FAULTS: dict[str, Callable[[Drill], str]] = {
     "leader-kill": leader_kill,
     "two-down": two_down,
     "api-kill": api_kill,
     "aggregator-kill": aggregator_kill,
     "controller-kill": controller_kill,
+    "rebalance": rebalance,
+    "postgres-restart": postgres_restart,
 }
+NEEDS_POSTGRES = frozenset({"rebalance", "postgres-restart"})
+"""Two aggregators share one database only on PostgreSQL."""
 
 
 # ---- one drill -------------------------------------------------------------------------------
@@ -177,18 +222,25 @@ class DrillResult:
     reconciliation: Reconciliation
 
 
-def run_drill(name: str, cluster: LocalCluster, workdir: Path) -> DrillResult:
-    """Start the API and aggregator, load, inject the fault, heal, reconcile, stop."""
+def run_drill(
+    name: str, cluster: LocalCluster, workdir: Path, postgres: PostgresServer | None = None
+) -> DrillResult:
+    """Start the API and aggregator, load, inject the fault, heal, reconcile, stop.
+
+    The counts go to SQLite, or to a new PostgreSQL database when ``postgres`` is given."""
     fault = FAULTS[name]
     workdir.mkdir(parents=True, exist_ok=True)
-    db_url = f"sqlite:///{workdir / 'counts.db'}"
+    db_url = postgres.new_database() if postgres else f"sqlite:///{workdir / 'counts.db'}"
     port = free_port()
     prefix = f"D{uuid.uuid4().hex[:8]}-"
     starts = topic_ends(cluster)
     api = api_service(cluster, port, workdir / "api.log")
-    aggregator = aggregator_service(cluster, db_url, f"drill-{prefix}", workdir / "agg.log")
+    # One stable instance id per aggregator slot, as a StatefulSet ordinal would give: a
+    # fresh id per start would leave the last drill's static member holding partitions
+    # until its session expired.
+    aggregator = aggregator_service(cluster, db_url, "drill-1", workdir / "agg-1.log")
     load = Load(f"http://127.0.0.1:{port}", prefix)
-    drill = Drill(cluster, workdir, api, [aggregator], load, db_url)
+    drill = Drill(cluster, workdir, api, [aggregator], load, db_url, postgres)
     api.start()
     aggregator.start()
     try:
@@ -279,22 +331,24 @@ def main() -> None:
     parser.add_argument("drills", nargs="+", choices=[*FAULTS, "all"])
     args = parser.parse_args()
     names = list(FAULTS) if "all" in args.drills else args.drills
-    with tempfile.TemporaryDirectory(prefix="adstream-drills-") as tmp:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="adstream-drills-") as tmp, ExitStack() as stack:
         cluster = start_cluster(Path(tmp) / "kafka")
-        rss = [node.rss_mib for node in cluster.status().nodes]
-        print(f"cluster up; RSS per node: {', '.join(f'{m} MiB' for m in rss)}")
-        results = []
-        try:
-            for name in names:
-                results.append(run_drill(name, cluster, Path(tmp) / name))
-                print(row(results[-1]), flush=True)
-            rss = [node.rss_mib for node in cluster.status().nodes]
-            print(f"RSS per node after the drills: {', '.join(f'{m} MiB' for m in rss)}")
-        finally:
-            cluster.down()
-        print("\n" + HEADER + "\n|" + "---|" * 8)
-        for result in results:
-            print(row(result))
+        stack.callback(cluster.down)
+        print(f"cluster up; RSS per node: {_rss(cluster)}")
+        postgres = stack.enter_context(running_postgres()) if NEEDS_POSTGRES & {*names} else None
+        for name in names:
+            pg = postgres if name in NEEDS_POSTGRES else None
+            results.append(run_drill(name, cluster, Path(tmp) / name, pg))
+            print(row(results[-1]), flush=True)
+        print(f"RSS per node after the drills: {_rss(cluster)}")
+    print("\n" + HEADER + "\n|" + "---|" * 8)
+    for result in results:
+        print(row(result))
+
+
+def _rss(cluster: LocalCluster) -> str:
+    return ", ".join(f"{node.rss_mib} MiB" for node in cluster.status().nodes)
 
 
 if __name__ == "__main__":

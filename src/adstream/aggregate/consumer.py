@@ -281,9 +281,11 @@ class Aggregator:
         ]
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The consumer rebalances cooperatively (``build_aggregator`` sets the assignor): only
+        # the partitions that move are handed over; the others keep being counted.
         positions = self._stored_positions(partitions)
         log.info("assigned %s", [(tp.partition, tp.offset) for tp in positions])
-        consumer.assign(positions)
+        consumer.incremental_assign(positions)
         # A partition paused while blocked, revoked and given back, starts unpaused.
         consumer.resume([TopicPartition(tp.topic, tp.partition) for tp in positions])
 
@@ -293,7 +295,7 @@ class Aggregator:
         for tp in partitions:
             self.blocked.pop((tp.topic, tp.partition), None)
         self._publish_blocked()
-        consumer.unassign()
+        consumer.incremental_unassign(partitions)
 
     def _seek_to_stored(self, keys: list[PartitionKey]) -> None:
         partitions = [TopicPartition(topic, partition) for topic, partition in keys]
