@@ -54,7 +54,7 @@ class Service:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self.ready():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"{self.name} did not start:\n{self.tail()}")
             time.sleep(0.1)
 
     def kill(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
@@ -77,6 +77,9 @@ class Service:
 
     def exited(self) -> bool:
         return self.proc is None or self.proc.poll() is not None
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def log_has(self, text: str) -> bool:
         return self.log.exists() and text in self.log.read_text(errors="replace")

@@ -245,6 +245,8 @@ def run_drill(
     aggregator.start()
     try:
         load.start()
+        # Steady state first: the aggregator has joined its group and is counting.
+        wait_for(lambda: drill.counted() > 0, "the aggregator counting")
         drill.acks_grow()
         faulted = time.monotonic()
         what = fault(drill)
@@ -252,6 +254,9 @@ def run_drill(
         drill.acks_grow()
         ended = time.monotonic()
         load.stop()
+        for service in drill.aggregators:
+            if service.exited():
+                raise RuntimeError(f"{service.name} exited:\n{service.tail()}")
         reconciliation = reconcile(cluster, starts, load, db_url)
     finally:
         load.stop(drain_s=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench.drills import DrillResult, run_drill
+from bench.drills import DrillResult, row, run_drill
 
 from adstream.local.cluster import LocalCluster
 from tests.support.postgres import PostgresServer
@@ -22,13 +22,15 @@ def _drill(
     name: str, cluster: LocalCluster, tmp_path: Path, postgres: PostgresServer | None = None
 ) -> DrillResult:
     result = run_drill(name, cluster, tmp_path / name, postgres)
+    print(row(result))  # the figures, shown with -s; never asserted
     reconciled = result.reconciliation
+    logs = "\n".join(p.read_text()[-2000:] for p in sorted((tmp_path / name).glob("agg-*.log")))
     assert reconciled.acked > 0
     assert reconciled.missing_in_kafka == 0, reconciled
     assert reconciled.altered_in_kafka == 0, reconciled
     assert reconciled.unacked_in_kafka == 0, reconciled
-    assert reconciled.lost_in_db == 0, reconciled
-    assert reconciled.counted_twice == 0, reconciled
+    assert reconciled.lost_in_db == 0, f"{reconciled}\n{logs}"
+    assert reconciled.counted_twice == 0, f"{reconciled}\n{logs}"
     return result
 
 

@@ -292,6 +292,7 @@ class Aggregator:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Nothing is pending here: each batch is committed before the next consume().
         # A blocked partition's new owner reads it from the stored offset and finds out.
+        log.info("revoked %s", [tp.partition for tp in partitions])
         for tp in partitions:
             self.blocked.pop((tp.topic, tp.partition), None)
         self._publish_blocked()

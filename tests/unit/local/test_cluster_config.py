@@ -3,6 +3,7 @@ certificate per node naming its host, and the cluster overlay of deploy/kafka.ya
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from adstream.kafka.topics import AD_EVENTS_TOPIC, DEAD_LETTER_TOPIC
+from adstream.local.broker import LocalBroker
 from adstream.local.certs import ensure_certificates
+from adstream.local.cluster import active_controller
+from adstream.local.jars import KafkaDistribution
 from adstream.local.layout import BrokerLayout, Listener, Ports
 from adstream.local.provision import local_desired_state
 from adstream.local.server_config import server_properties
@@ -79,3 +83,28 @@ def test_the_cluster_overlay_restores_replication_three_and_min_isr_two() -> Non
         assert cluster.topics[topic].replication_factor == 3
         assert cluster.topics[topic].configs["min.insync.replicas"] == "2"
     assert cluster.acls == single.acls
+
+
+def _nodes_with_quorum_state(root: Path, states: dict[int, tuple[int, int]]) -> list[LocalBroker]:
+    """Nodes whose ``quorum-state`` files name (leader, epoch)."""
+    layout = BrokerLayout.at(root)
+    nodes = []
+    for node_id, (leader, epoch) in states.items():
+        node = LocalBroker(layout.node(node_id), KafkaDistribution("4.1.1", root / "k"), nodes=3)
+        folder = node.layout.data_dir / "__cluster_metadata-0"
+        folder.mkdir(parents=True)
+        state = {"leaderId": leader, "leaderEpoch": epoch, "votedId": -1}
+        (folder / "quorum-state").write_text(json.dumps(state))
+        nodes.append(node)
+    return nodes
+
+
+def test_the_active_controller_is_the_leader_of_the_newest_epoch(tmp_path: Path) -> None:
+    nodes = _nodes_with_quorum_state(tmp_path, {1: (3, 4), 2: (2, 5), 3: (3, 4)})
+    assert active_controller(nodes) == 2
+
+
+def test_a_leader_that_is_not_running_is_not_the_active_controller(tmp_path: Path) -> None:
+    nodes = _nodes_with_quorum_state(tmp_path, {1: (3, 4), 2: (3, 4), 3: (3, 4)})
+    assert active_controller(nodes[:2]) is None  # node 3 was killed; no new election yet
+    assert active_controller([]) is None
