@@ -35,6 +35,8 @@ READY_TIMEOUT_S = 90.0
 class Service:
     """A command run in its own process group, so a SIGKILL takes its workers too."""
 
+    proc: subprocess.Popen[bytes] | None
+
     def __init__(
         self,
         name: str,
@@ -45,8 +47,14 @@ class Service:
     ) -> None:
         self.name, self.cmd, self.env, self.log, self.ready = name, cmd, env, log, ready
         self.proc: subprocess.Popen[bytes] | None = None
+        self.lock = threading.RLock()  # a fault's kill + start and the supervisor's restart
+        self.restarts = 0
 
     def start(self) -> None:
+        with self.lock:
+            self._start()
+
+    def _start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 self.cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -59,6 +67,24 @@ class Service:
 
     def kill(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
         """Signal the whole process group; SIGKILL it if it outlives ``timeout``."""
+        with self.lock:
+            self._kill(sig, timeout)
+
+    def restart(self, sig: int = signal.SIGKILL) -> None:
+        with self.lock:
+            self._kill(sig, 30.0)
+            self._start()
+
+    def restart_if_exited(self) -> bool:
+        """What a supervisor (ECS, systemd) does: start a process that ended by itself."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is None:
+                return False
+            self.restarts += 1
+            self._start()
+            return True
+
+    def _kill(self, sig: int, timeout: float) -> None:
         if self.proc is None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -76,7 +102,8 @@ class Service:
         self.kill(signal.SIGTERM)
 
     def exited(self) -> bool:
-        return self.proc is None or self.proc.poll() is not None
+        """It ended by itself (not stopped by us)."""
+        return self.proc is not None and self.proc.poll() is not None
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""

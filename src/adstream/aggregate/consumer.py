@@ -37,6 +37,7 @@ from adstream.aggregate.metrics import AggregatorMetrics
 from adstream.aggregate.model import (
     Batch,
     CommitResult,
+    ConsumerFatalError,
     RetryableStoreError,
     StaleBatchError,
     Tally,
@@ -45,6 +46,7 @@ from adstream.aggregate.store import SqlCountStore
 from adstream.events import Clock, epoch_ms
 
 log = logging.getLogger(__name__)
+
 
 PartitionKey = tuple[str, int]
 
@@ -190,6 +192,8 @@ class Aggregator:
     def _countable(self, message: Message) -> bool:
         error = message.error()
         if error is not None:
+            if error.fatal():
+                raise ConsumerFatalError(error.str())
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error: %s", error)
             return False

@@ -112,6 +112,7 @@ class LocalCluster:
         self.dist = dist
         self.heap_mb = heap_mb
         self.ports = Ports(base_port, brokers)
+        self._admin: AdminClient | None = None
         self.nodes = tuple(
             LocalBroker(
                 layout.node(n),
@@ -133,8 +134,11 @@ class LocalCluster:
         return self.nodes[0].secrets()
 
     def admin(self) -> AdminClient:
-        """An AdminClient as the ``admin`` super user over mutual TLS, bootstrapping from all."""
-        return make_admin(local_kafka_settings(self.layout, self.ports, "admin"))
+        """An AdminClient as the ``admin`` super user over mutual TLS, bootstrapping from all;
+        one per cluster object, as drills ask often (it reconnects to restarted nodes)."""
+        if self._admin is None:
+            self._admin = make_admin(local_kafka_settings(self.layout, self.ports, "admin"))
+        return self._admin
 
     # ---- up / down -----------------------------------------------------------------------
     def up(self, progress: ProgressFn | None = None) -> ClusterStatus:
