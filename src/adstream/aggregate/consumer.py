@@ -192,7 +192,7 @@ class Aggregator:
     def _countable(self, message: Message) -> bool:
         error = message.error()
         if error is not None:
-            if error.fatal():
+            if error.fatal() or error.code() == KafkaError._FATAL:  # the event has only the code
                 raise ConsumerFatalError(error.str())
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error: %s", error)

@@ -206,6 +206,7 @@ class LocalCluster:
         """SIGTERM every node at once (one at a time, the last would wait for a quorum that
         has already gone), then wait; True if any was running."""
         say = progress or (lambda _msg: None)
+        self._admin = None  # its connections would log every refused reconnect after this
         pids = [(node, pid) for node in self.nodes if (pid := node.running_pid()) is not None]
         for node, pid in pids:
             say(f"Stopping node {node.node_id} (pid {pid})")
