@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -28,6 +26,14 @@ from confluent_kafka.admin import AdminClient
 from adstream.kafka.apply import ApplyError
 from adstream.kafka.desired_state import DesiredStateError
 from adstream.kafka.factory import make_admin
+from adstream.local.broker_state import (
+    BrokerStatus,
+    ListenerStatus,
+    RunningState,
+    file_size,
+    log_excerpt,
+    port_answers,
+)
 from adstream.local.certs import ensure_certificates
 from adstream.local.client_configs import local_kafka_settings, write_java_client_properties
 from adstream.local.jars import KafkaDistribution
@@ -66,69 +72,9 @@ class PortInUseError(BrokerError):
         self.listener = listener
 
 
-@dataclass(frozen=True)
-class RunningState:
-    """What ``broker.json`` records about the process started by ``up``."""
-
-    pid: int
-    base_port: int
-    heap_mb: int
-    kafka_version: str
-
-    @classmethod
-    def read(cls, path: Path) -> RunningState | None:
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
-
-    def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.__dict__, indent=2) + "\n")
-
-
-@dataclass(frozen=True)
-class ListenerStatus:
-    listener: Listener
-    bootstrap: str
-    answers: bool
-
-
-@dataclass(frozen=True)
-class BrokerStatus:
-    running: bool
-    pid: int | None
-    listeners: tuple[ListenerStatus, ...]
-
-
-def port_answers(port: int, timeout: float = 1.0) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((LISTEN_HOST, port), timeout):
-        return True
-    return False
-
-
 def new_cluster_id() -> str:
     """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-def log_excerpt(path: Path, since: int = 0, lines: int = 25) -> str:
-    """The ERROR lines written after byte ``since``, then the last ``lines`` lines."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(since)
-            text = handle.read().decode(errors="replace").splitlines()
-    except OSError:
-        return f"(no log at {path})"
-    errors = [line for line in text if " ERROR " in line or " FATAL " in line]
-    parts = []
-    if errors:
-        parts.append("errors:\n" + "\n".join(errors[-10:]))
-    parts.append(f"last lines of {path}:\n" + "\n".join(text[-lines:]))
-    return "\n".join(parts)
-
-
-def _size(path: Path) -> int:
-    return path.stat().st_size if path.exists() else 0
 
 
 class LocalBroker:
@@ -221,7 +167,7 @@ class LocalBroker:
 
     def spawn(self) -> Starting:
         """Start the prepared, formatted node; ``wait_ready`` on the answer."""
-        log_offsets = (_size(self.layout.server_log), _size(self.layout.console_log))
+        log_offsets = (file_size(self.layout.server_log), file_size(self.layout.console_log))
         proc = self._spawn()
         RunningState(proc.pid, self.ports.base, self.heap_mb, self.dist.version).write(
             self.layout.state_file

@@ -8,7 +8,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from adstream.local.broker import BrokerError, BrokerStatus, LocalBroker
+from adstream.local.broker import BrokerError, LocalBroker
+from adstream.local.broker_state import BrokerStatus
 from adstream.local.cluster import ClusterStatus, LocalCluster
 from adstream.local.jars import JarFetchError, ensure_kafka_jars
 from adstream.local.layout import LISTENER_PURPOSE, Listener

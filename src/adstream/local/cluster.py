@@ -25,11 +25,11 @@ from adstream.local.broker import (
     DEFAULT_HEAP_MB,
     STOP_TIMEOUT_S,
     BrokerError,
-    BrokerStatus,
     LocalBroker,
     ProgressFn,
     new_cluster_id,
 )
+from adstream.local.broker_state import BrokerStatus
 from adstream.local.client_configs import local_kafka_settings
 from adstream.local.jars import KafkaDistribution
 from adstream.local.layout import BrokerLayout, Ports

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from adstream.kafka.load import load_settings
 from adstream.kafka.settings import KafkaSettings
-from adstream.local.broker import RunningState
+from adstream.local.broker_state import RunningState
 from adstream.local.client_configs import local_kafka_settings
 from adstream.local.cluster import ClusterState
 from adstream.local.layout import BrokerLayout, Ports
