@@ -14,10 +14,12 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
+from bench.drills import CLUSTER_HEAP_MB
 
 from adstream.aggregate.store import SqlCountStore
 from adstream.aggregate.store_url import open_store
 from adstream.local.broker import LocalBroker
+from adstream.local.cluster import LocalCluster
 from adstream.local.jars import KafkaDistribution, ensure_kafka_jars
 from adstream.local.layout import BrokerLayout
 from adstream.local.ports import port_free
@@ -84,6 +86,26 @@ def schema_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalR
     registry.up(progress=logging.getLogger("adstream.tests").info)
     yield registry
     registry.down()
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, kafka_dist: KafkaDistribution
+) -> Iterator[LocalCluster]:
+    """A three-node cluster (RF 3, min.insync.replicas 2) for the failure drills: started
+    once, and only in a session that selects a test using it (about 35 s)."""
+    running = LocalCluster(
+        BrokerLayout.at(tmp_path_factory.mktemp("cluster")),
+        kafka_dist,
+        base_port=free_base_port(nodes=3),
+        heap_mb=CLUSTER_HEAP_MB,
+    )
+    try:
+        running.up(progress=logging.getLogger("adstream.tests").info)
+        yield running
+    finally:
+        gc.collect()
+        running.down()
 
 
 @pytest.fixture(scope="session")

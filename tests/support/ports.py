@@ -7,7 +7,7 @@ import socket
 from collections.abc import Collection
 from pathlib import Path
 
-from adstream.local.layout import LISTEN_HOST, Ports
+from adstream.local.layout import LISTEN_HOST, NODE_PORT_STEP, Ports
 from adstream.local.ports import port_free
 
 
@@ -29,22 +29,22 @@ def ephemeral_port_floor() -> int:
         return 32768
 
 
-def free_base_port(exclude: Collection[int] = (), start: int | None = None) -> int:
-    """A base port whose whole block of broker listener ports is free.
+def free_base_port(exclude: Collection[int] = (), start: int | None = None, nodes: int = 1) -> int:
+    """A base port whose whole block of broker listener ports (of ``nodes`` nodes) is free.
 
     Blocks lie below the kernel's ephemeral range: a port there can be taken by any
     outgoing connection between this check and the broker's bind. The search starts
     at a random place so that runs side by side (a developer's tests and a colleague's
     benchmark on one machine) rarely race for the same block.
     """
-    high = max(ephemeral_port_floor(), LOWEST_BASE_PORT + 100)
+    high = max(ephemeral_port_floor(), LOWEST_BASE_PORT + 100) - NODE_PORT_STEP * (nodes - 1)
     first: int = start if start is not None else random.randrange(LOWEST_BASE_PORT, high - 10, 10)
     candidates: list[int] = [
         *range(first, high - 10, 10),
         *range(LOWEST_BASE_PORT, min(first, high - 10), 10),
     ]
     for base in candidates:
-        ports = Ports(base).all().values()
+        ports = Ports(base, nodes).every_port()
         if not set(ports) & set(exclude) and all(port_free(p) for p in ports):
             return base
     raise RuntimeError("no free block of ports on the loopback interface")

@@ -46,6 +46,14 @@ class PostgresServer:
             conn.execute(f"CREATE DATABASE {name}")  # name is ours: t_ + hex
         return self.url(name)
 
+    def restart(self) -> None:
+        """Stop at once (``-m immediate``: no checkpoint, clients cut off, crash recovery at
+        the next start) and start again on the same port."""
+        data = self.root / "data"
+        cmd = [str(_bin_dir() / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "restart"]
+        cmd += ["-l", str(self.root / "server.log")]
+        subprocess.run(_as_server_user(cmd), check=True, capture_output=True, timeout=120)
+
 
 def _as_server_user(cmd: list[str]) -> list[str]:
     if os.geteuid() != 0:

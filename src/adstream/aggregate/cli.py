@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from adstream.aggregate.config import AggregatorConfig
 from adstream.aggregate.dead_letters import DeadLetterTopicError
+from adstream.aggregate.model import ConsumerFatalError
 from adstream.aggregate.store_url import DEFAULT_DB_URL, StoreUrlError
 from adstream.deployment import DEPLOYED_ENV, DeploymentSettings
 from adstream.kafka import topics
@@ -107,3 +108,6 @@ def aggregate(
     ) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
+    except ConsumerFatalError as exc:  # a supervisor restarts it; the counts are consistent
+        typer.secho(f"error: {exc}; restart the aggregator", fg=typer.colors.RED, err=True)
+        raise typer.Exit(3) from exc

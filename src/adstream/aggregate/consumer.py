@@ -37,6 +37,7 @@ from adstream.aggregate.metrics import AggregatorMetrics
 from adstream.aggregate.model import (
     Batch,
     CommitResult,
+    ConsumerFatalError,
     RetryableStoreError,
     StaleBatchError,
     Tally,
@@ -46,6 +47,7 @@ from adstream.events import Clock, epoch_ms, wire
 from adstream.events.formats import FramedDecoder, RegistryUnavailableError
 
 log = logging.getLogger(__name__)
+
 
 PartitionKey = tuple[str, int]
 
@@ -204,6 +206,8 @@ class Aggregator:
     def _countable(self, message: Message) -> bool:
         error = message.error()
         if error is not None:
+            if error.fatal() or error.code() == KafkaError._FATAL:  # the event has only the code
+                raise ConsumerFatalError(error.str())
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error: %s", error)
             return False
@@ -295,19 +299,22 @@ class Aggregator:
         ]
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The consumer rebalances cooperatively (``build_aggregator`` sets the assignor): only
+        # the partitions that move are handed over; the others keep being counted.
         positions = self._stored_positions(partitions)
         log.info("assigned %s", [(tp.partition, tp.offset) for tp in positions])
-        consumer.assign(positions)
+        consumer.incremental_assign(positions)
         # A partition paused while blocked, revoked and given back, starts unpaused.
         consumer.resume([TopicPartition(tp.topic, tp.partition) for tp in positions])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Nothing is pending here: each batch is committed before the next consume().
         # A blocked partition's new owner reads it from the stored offset and finds out.
+        log.info("revoked %s", [tp.partition for tp in partitions])
         for tp in partitions:
             self.blocked.pop((tp.topic, tp.partition), None)
         self._publish_blocked()
-        consumer.unassign()
+        consumer.incremental_unassign(partitions)
 
     def _seek_to_stored(self, keys: list[PartitionKey]) -> None:
         partitions = [TopicPartition(topic, partition) for topic, partition in keys]

@@ -84,6 +84,15 @@ class AdTotal:
     clicks: int
 
 
+class ConsumerFatalError(RuntimeError):
+    """librdkafka's consumer failed for good (e.g. fenced: another instance started with the
+    same ``--instance-id``): it will never consume again, so the process must end and be
+    restarted. Nothing is lost: the batch in hand was not committed and is read again."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the Kafka consumer failed fatally: {reason}")
+
+
 class StaleBatchError(RuntimeError):
     """Another consumer already committed past this batch's offsets (a rebalance zombie)."""
 

@@ -21,6 +21,7 @@ from adstream.kafka.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_TIMEOUT_MS = 20_000
+SESSION_TIMEOUT_MS = 15_000
 
 
 def build_aggregator(
@@ -48,6 +49,14 @@ def build_aggregator(
         "max.partition.fetch.bytes": 4 * 1024 * 1024,
         "statistics.interval.ms": stats_interval_ms,  # consumer lag for the metrics
         "stats_cb": metrics.on_stats,
+        # A new or departing instance moves only the partitions that change owner; the
+        # others keep being counted through the rebalance (README: "Failure settings").
+        "partition.assignment.strategy": "cooperative-sticky",
+        # A crashed instance's partitions move after 15 s, not librdkafka's 45 s; heartbeats
+        # come from a background thread, so a slow batch does not expire the session
+        # (max.poll.interval.ms bounds that). With --instance-id a restart inside this time
+        # takes its partitions back without any rebalance.
+        "session.timeout.ms": SESSION_TIMEOUT_MS,
     }
     if config.instance_id:
         overrides["group.instance.id"] = config.instance_id

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -28,6 +26,14 @@ from confluent_kafka.admin import AdminClient
 from adstream.kafka.apply import ApplyError
 from adstream.kafka.desired_state import DesiredStateError
 from adstream.kafka.factory import make_admin
+from adstream.local.broker_state import (
+    BrokerStatus,
+    ListenerStatus,
+    RunningState,
+    file_size,
+    log_excerpt,
+    port_answers,
+)
 from adstream.local.certs import ensure_certificates
 from adstream.local.client_configs import local_kafka_settings, write_java_client_properties
 from adstream.local.jars import KafkaDistribution
@@ -66,73 +72,14 @@ class PortInUseError(BrokerError):
         self.listener = listener
 
 
-@dataclass(frozen=True)
-class RunningState:
-    """What ``broker.json`` records about the process started by ``up``."""
-
-    pid: int
-    base_port: int
-    heap_mb: int
-    kafka_version: str
-
-    @classmethod
-    def read(cls, path: Path) -> RunningState | None:
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
-
-    def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.__dict__, indent=2) + "\n")
-
-
-@dataclass(frozen=True)
-class ListenerStatus:
-    listener: Listener
-    bootstrap: str
-    answers: bool
-
-
-@dataclass(frozen=True)
-class BrokerStatus:
-    running: bool
-    pid: int | None
-    listeners: tuple[ListenerStatus, ...]
-
-
-def port_answers(port: int, timeout: float = 1.0) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((LISTEN_HOST, port), timeout):
-        return True
-    return False
-
-
-def _new_cluster_id() -> str:
+def new_cluster_id() -> str:
     """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def log_excerpt(path: Path, since: int = 0, lines: int = 25) -> str:
-    """The ERROR lines written after byte ``since``, then the last ``lines`` lines."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(since)
-            text = handle.read().decode(errors="replace").splitlines()
-    except OSError:
-        return f"(no log at {path})"
-    errors = [line for line in text if " ERROR " in line or " FATAL " in line]
-    parts = []
-    if errors:
-        parts.append("errors:\n" + "\n".join(errors[-10:]))
-    parts.append(f"last lines of {path}:\n" + "\n".join(text[-lines:]))
-    return "\n".join(parts)
-
-
-def _size(path: Path) -> int:
-    return path.stat().st_size if path.exists() else 0
-
-
 class LocalBroker:
-    """One single-node KRaft broker (combined broker + controller) in ``layout.root``."""
+    """One KRaft node (combined broker + controller) in ``layout.root``: a single-node
+    cluster, or one node of a local cluster (``nodes`` > 1, see ``adstream.local.cluster``)."""
 
     def __init__(
         self,
@@ -142,10 +89,13 @@ class LocalBroker:
         base_port: int = 9092,
         heap_mb: int = DEFAULT_HEAP_MB,
         state_file: Path | None = None,
+        nodes: int = 1,
     ) -> None:
         self.layout = layout
         self.dist = dist
-        self.ports = Ports(base_port)
+        self.ports = Ports(base_port, nodes)
+        """Every node's ports: clients bootstrap from all of them."""
+        self.node_id = layout.node_id or 1
         self.heap_mb = heap_mb
         self.state_file = state_file
         """The desired-state file whose local overlay ``up`` applies; None: deploy/kafka.yaml."""
@@ -168,7 +118,7 @@ class LocalBroker:
 
     def status(self) -> BrokerStatus:
         pid = self.running_pid()
-        ports = self._effective_ports()
+        ports = self._effective_ports().node(self.node_id)
         listeners = tuple(
             ListenerStatus(name, ports.bootstrap(name), port_answers(ports.of(name)))
             for name in (*CLIENT_LISTENERS, Listener.CONTROLLER)
@@ -179,7 +129,7 @@ class LocalBroker:
         """The ports of the running broker (from ``broker.json``), else the configured ones."""
         state = RunningState.read(self.layout.state_file)
         if state is not None and self.running_pid() is not None:
-            return Ports(state.base_port)
+            return Ports(state.base_port, self.ports.nodes)
         return self.ports
 
     # ---- up ------------------------------------------------------------------------------
@@ -194,26 +144,35 @@ class LocalBroker:
                     f"{state.base_port}; run `adstream kafka down` first to change ports"
                 )
             say(f"Broker already running (pid {pid})")
-            self._provision()
+            self.provision()
             return self.status()
-        for listener, port in self.ports.all().items():
-            if not port_free(port):
-                raise PortInUseError(port, listener)
+        self.check_ports()
         self.prepare()
         if not self.layout.formatted_marker.exists():
             say("Formatting KRaft storage")
             self.format_storage()
         say(f"Starting Kafka {self.dist.version} (heap {self.heap_mb} MiB)")
         started = time.monotonic()
-        log_offsets = (_size(self.layout.server_log), _size(self.layout.console_log))
+        starting = self.spawn()
+        starting.wait_ready()
+        say(f"Broker ready in {time.monotonic() - started:.1f}s (pid {starting.proc.pid})")
+        self.provision()
+        return self.status()
+
+    def check_ports(self) -> None:
+        """Raise ``PortInUseError`` if another process holds one of this node's ports."""
+        for listener, port in self.ports.node(self.node_id).all().items():
+            if not port_free(port):
+                raise PortInUseError(port, listener)
+
+    def spawn(self) -> Starting:
+        """Start the prepared, formatted node; ``wait_ready`` on the answer."""
+        log_offsets = (file_size(self.layout.server_log), file_size(self.layout.console_log))
         proc = self._spawn()
         RunningState(proc.pid, self.ports.base, self.heap_mb, self.dist.version).write(
             self.layout.state_file
         )
-        self._wait_until_ready(proc, log_offsets)
-        say(f"Broker ready in {time.monotonic() - started:.1f}s (pid {proc.pid})")
-        self._provision()
-        return self.status()
+        return Starting(self, proc, log_offsets)
 
     def prepare(self) -> LocalSecrets:
         """Write secrets, certificates and configuration files (nothing is started)."""
@@ -247,7 +206,7 @@ class LocalBroker:
         ]
 
     def format_args(self, cluster_id: str) -> list[str]:
-        """StorageTool's arguments: no secrets (the SCRAM users come later, see ``_provision``;
+        """StorageTool's arguments: no secrets (the SCRAM users come later, see ``provision``;
         the store password is in the mode-600 server.properties)."""
         return [
             "format",
@@ -255,9 +214,10 @@ class LocalBroker:
             f"--config={self.layout.server_properties}",
         ]
 
-    def format_storage(self) -> None:
-        """Format the KRaft storage of a new cluster (a fresh id each time)."""
-        args = self.format_args(_new_cluster_id())
+    def format_storage(self, cluster_id: str | None = None) -> None:
+        """Format the KRaft storage of a new cluster (a fresh id unless a cluster's nodes
+        share one)."""
+        args = self.format_args(cluster_id or new_cluster_id())
         cmd = self._java("kafka.tools.StorageTool", *args, heap_mb=256)
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
         if done.returncode != 0:
@@ -277,24 +237,7 @@ class LocalBroker:
                 start_new_session=True,  # outlives the CLI; not killed by the shell's Ctrl-C
             )
 
-    def _wait_until_ready(
-        self, proc: subprocess.Popen[bytes], log_offsets: tuple[int, int]
-    ) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        waiting = list(CLIENT_LISTENERS)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                reason = f"the broker exited with code {proc.returncode}"
-                raise BrokerError(self._failure(reason, log_offsets))
-            waiting = [name for name in waiting if not port_answers(self.ports.of(name), 0.5)]
-            if not waiting and self._metadata_answers():
-                return
-            time.sleep(0.25)
-        self._kill(proc.pid)
-        reason = f"the broker did not answer within {START_TIMEOUT_S:.0f}s"
-        raise BrokerError(self._failure(reason, log_offsets))
-
-    def _failure(self, reason: str, log_offsets: tuple[int, int]) -> str:
+    def failure(self, reason: str, log_offsets: tuple[int, int]) -> str:
         server, console = log_offsets
         return "\n".join(
             [
@@ -308,18 +251,22 @@ class LocalBroker:
         """An AdminClient authenticated as the ``admin`` super user over mutual TLS."""
         return make_admin(local_kafka_settings(self.layout, self.ports, "admin"))
 
-    def _metadata_answers(self) -> bool:
+    def metadata_answers(self) -> bool:
+        """This node answers a metadata request (over mutual TLS) and lists itself."""
+        own = self.ports.node(self.node_id)
         try:
-            self.admin().list_topics(timeout=2.0)
+            metadata = make_admin(local_kafka_settings(self.layout, own, "admin")).list_topics(
+                timeout=2.0
+            )
         except Exception:
             return False
-        return True
+        return self.node_id in metadata.brokers
 
-    def _provision(self) -> None:
+    def provision(self) -> None:
         """Apply the desired state's local overlay (``up`` is idempotent: a second run finds
         nothing to change); wait until each new SCRAM user can log in."""
         try:
-            desired = local_desired_state(self.state_file)
+            desired = local_desired_state(self.state_file, self.ports.nodes)
             created = provision(self.admin(), desired, self.secrets())
         except (DesiredStateError, ApplyError, ProvisionError) as exc:
             raise BrokerError(f"provisioning the broker failed: {exc}") from exc
@@ -341,22 +288,54 @@ class LocalBroker:
         return True
 
     # ---- down ----------------------------------------------------------------------------
-    def down(self, progress: ProgressFn | None = None) -> bool:
-        """Stop the broker gracefully; True if one was running."""
+    def down(self, progress: ProgressFn | None = None, *, kill: bool = False) -> bool:
+        """Stop the broker gracefully (``kill``: SIGKILL, a crash); True if one was running."""
         say = progress or (lambda _msg: None)
         pid = self.running_pid()
         if pid is None:
             say("Broker is not running")
             return False
+        if kill:
+            say(f"Killing broker (pid {pid}, SIGKILL)")
+            self.kill(pid)
+            return True
         say(f"Stopping broker (pid {pid})")
         os.kill(pid, signal.SIGTERM)
         if not wait_exit(pid, STOP_TIMEOUT_S):
             say(f"Broker did not stop within {STOP_TIMEOUT_S:.0f}s; killing it")
-            self._kill(pid)
+            self.kill(pid)
         say("Broker stopped")
         return True
 
-    def _kill(self, pid: int) -> None:
+    def kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         wait_exit(pid, 10)
+
+
+@dataclass(frozen=True)
+class Starting:
+    """A node process just spawned: ``wait_ready`` returns once it serves clients."""
+
+    broker: LocalBroker
+    proc: subprocess.Popen[bytes]
+    log_offsets: tuple[int, int]
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Until every client listener answers and the node lists itself in the metadata it
+        serves; a node that exits or stays silent is reported with its log's errors."""
+        broker, proc = self.broker, self.proc
+        own = broker.ports.node(broker.node_id)
+        deadline = time.monotonic() + timeout
+        waiting = list(CLIENT_LISTENERS)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                reason = f"the broker exited with code {proc.returncode}"
+                raise BrokerError(broker.failure(reason, self.log_offsets))
+            waiting = [name for name in waiting if not port_answers(own.of(name), 0.5)]
+            if not waiting and broker.metadata_answers():
+                return
+            time.sleep(0.25)
+        broker.kill(proc.pid)
+        reason = f"the broker did not answer within {timeout:.0f}s"
+        raise BrokerError(broker.failure(reason, self.log_offsets))

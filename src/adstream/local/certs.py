@@ -1,7 +1,8 @@
 """Certificates for the local broker, made with ``cryptography``.
 
 A local CA signs the broker's server certificate (SAN ``localhost`` and
-``127.0.0.1``) and one client certificate per principal. Each client gets its
+``127.0.0.1``; a cluster node's also ``b-N.localhost``, as MSK names its brokers
+``b-N.<cluster>``), one per node, and one client certificate per principal. Each client gets its
 material in every format its users ask for: PEM for Python (librdkafka),
 PKCS#12, and JKS key/trust stores for Java clients as the MSK docs describe.
 The certificate's CN is the Kafka principal (see ``ssl.principal.mapping.rules``).
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from adstream.local.layout import BROKER_PRINCIPAL, PRINCIPALS, BrokerLayout
+from adstream.local.layout import BROKER_PRINCIPAL, LISTEN_HOST, PRINCIPALS, BrokerLayout
 
 _ORG = "adstream local"
 CA_VALIDITY = dt.timedelta(days=3650)
@@ -204,12 +205,15 @@ def ensure_certificates(layout: BrokerLayout, store_password: str) -> Certificat
         _write(ca_cert, ca.pair.cert_pem())
     if not layout.truststore_jks().exists():
         _write(layout.truststore_jks(), truststore_jks_bytes(ca.cert, store_password))
-    if not layout.pkcs12(BROKER_PRINCIPAL).exists():
+    if not layout.broker_keystore().exists():
         broker = ca.issue(
-            BROKER_PRINCIPAL, dns_names=("localhost",), ip_addresses=("127.0.0.1",), server=True
+            BROKER_PRINCIPAL,
+            dns_names=broker_dns_names(layout.node_id),
+            ip_addresses=(LISTEN_HOST,),
+            server=True,
         )
         _write(
-            layout.pkcs12(BROKER_PRINCIPAL),
+            layout.broker_keystore(),
             pkcs12_bytes(broker, ca.cert, store_password, "broker"),
             private=True,
         )
@@ -230,6 +234,11 @@ def ensure_certificates(layout: BrokerLayout, store_password: str) -> Certificat
             private=True,
         )
     return ca
+
+
+def broker_dns_names(node_id: int | None) -> tuple[str, ...]:
+    """The host names a broker's certificate names: a node's own name too."""
+    return ("localhost",) if node_id is None else ("localhost", f"b-{node_id}.localhost")
 
 
 def _client_files(layout: BrokerLayout, principal: str) -> tuple[Path, ...]:

@@ -1,4 +1,5 @@
-"""``adstream kafka install | up | down | status``: the local MSK-equivalent broker."""
+"""``adstream kafka install | up | down | status | stop-node | start-node``: the local
+MSK-equivalent broker, or a three-node cluster of them (``up --brokers 3``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from adstream.local.broker import BrokerError, BrokerStatus, LocalBroker
+from adstream.local.broker import BrokerError, LocalBroker
+from adstream.local.broker_state import BrokerStatus
+from adstream.local.cluster import ClusterStatus, LocalCluster
 from adstream.local.jars import JarFetchError, ensure_kafka_jars
-from adstream.local.layout import LISTENER_PURPOSE
+from adstream.local.layout import LISTENER_PURPOSE, Listener
 from adstream.local.settings import LocalKafkaSettings
 from adstream.local.toolchain import ToolchainError
 
@@ -30,7 +33,18 @@ StateFileOpt = Annotated[
         help="Desired-state file; its .local overlay is merged [default: deploy/kafka.yaml]",
     ),
 ]
-HeapOpt = Annotated[int | None, typer.Option("--heap-mb", help="JVM max heap [default: 512]")]
+HeapOpt = Annotated[
+    int | None, typer.Option("--heap-mb", help="JVM max heap per node [default: 512]")
+]
+BrokersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--brokers",
+        help="1, or 3: a KRaft cluster (each node broker + controller, ports +10 per node, "
+        "replication factor 3, min.insync.replicas 2) [default: 1]",
+    ),
+]
+NodeArg = Annotated[int, typer.Argument(help="Node number (1-3)")]
 
 
 def _settings(**overrides: Any) -> LocalKafkaSettings:
@@ -45,6 +59,13 @@ def _broker(settings: LocalKafkaSettings) -> LocalBroker:
     try:
         return settings.broker(progress=_say)
     except (ToolchainError, JarFetchError) as exc:
+        _fail(exc)
+
+
+def _cluster(settings: LocalKafkaSettings) -> LocalCluster:
+    try:
+        return settings.cluster(progress=_say)
+    except (ToolchainError, JarFetchError, BrokerError) as exc:
         _fail(exc)
 
 
@@ -70,13 +91,20 @@ def up(
     base_port: BasePortOpt = None,
     heap_mb: HeapOpt = None,
     state_file: StateFileOpt = None,
+    brokers: BrokersOpt = None,
 ) -> None:
-    """Start the broker (idempotent); return when every listener answers and the topics, ACLs
-    and SCRAM users of the desired-state file (with its local overlay) are in place."""
-    broker = _broker(
-        _settings(dir=dir, base_port=base_port, heap_mb=heap_mb, state_file=state_file)
+    """Start the broker or cluster (idempotent); return when every listener answers and the
+    topics, ACLs and SCRAM users of the desired-state file (with its local overlays) are in
+    place."""
+    settings = _settings(
+        dir=dir, base_port=base_port, heap_mb=heap_mb, state_file=state_file, brokers=brokers
     )
     try:
+        if settings.cluster_size() > 1:
+            cluster = _cluster(settings)
+            _print_cluster(cluster, cluster.up(progress=_say))
+            return
+        broker = _broker(settings)
         status = broker.up(progress=_say)
     except (BrokerError, ToolchainError) as exc:
         _fail(exc)
@@ -85,18 +113,57 @@ def up(
 
 @app.command()
 def down(dir: DirOpt = None) -> None:
-    """Stop the broker gracefully; its data is kept for the next `up`."""
-    _broker(_settings(dir=dir)).down(progress=_say)
+    """Stop the broker (or every node) gracefully; its data is kept for the next `up`."""
+    settings = _settings(dir=dir)
+    if settings.cluster_size() > 1:
+        _cluster(settings).down(progress=_say)
+    else:
+        _broker(settings).down(progress=_say)
 
 
 @app.command()
 def status(dir: DirOpt = None, base_port: BasePortOpt = None) -> None:
-    """Show whether the broker runs and each listener's bootstrap address."""
-    broker = _broker(_settings(dir=dir, base_port=base_port))
+    """Show whether the broker runs and each listener's bootstrap address; for a cluster,
+    each node (pid, RSS), the active controller and the under-replicated partitions."""
+    settings = _settings(dir=dir, base_port=base_port)
+    if settings.cluster_size() > 1:
+        cluster = _cluster(settings)
+        current_cluster = cluster.status()
+        _print_cluster(cluster, current_cluster)
+        if not current_cluster.running:
+            raise typer.Exit(3)
+        return
+    broker = _broker(settings)
     current = broker.status()
     _print_status(broker, current)
     if not current.running:
         raise typer.Exit(3)
+
+
+@app.command("stop-node")
+def stop_node(
+    node: NodeArg,
+    dir: DirOpt = None,
+    kill: Annotated[
+        bool, typer.Option("--kill", help="SIGKILL (a crash) instead of a controlled shutdown")
+    ] = False,
+) -> None:
+    """Stop one node of a local cluster (for failure drills)."""
+    cluster = _cluster(_settings(dir=dir))
+    try:
+        cluster.stop_node(node, _say, kill=kill)
+    except BrokerError as exc:
+        _fail(exc)
+
+
+@app.command("start-node")
+def start_node(node: NodeArg, dir: DirOpt = None) -> None:
+    """Start one stopped node of a local cluster again; return when it serves."""
+    cluster = _cluster(_settings(dir=dir))
+    try:
+        cluster.start_node(node, _say)
+    except (BrokerError, ToolchainError) as exc:
+        _fail(exc)
 
 
 def _print_status(broker: LocalBroker, status: BrokerStatus) -> None:
@@ -112,3 +179,29 @@ def _print_status(broker: LocalBroker, status: BrokerStatus) -> None:
         for name in ("plaintext", "tls", "scram"):
             typer.echo(f"  {layout.client_properties(name)}")
         typer.echo(f"Certificates: {layout.certs_dir}  Passwords: {layout.secrets_file}")
+
+
+def _print_cluster(cluster: LocalCluster, status: ClusterStatus) -> None:
+    running = sum(node.broker.running for node in status.nodes)
+    typer.echo(
+        f"Kafka {cluster.dist.version} cluster in {cluster.layout.root}: "
+        f"{running} of {len(status.nodes)} nodes running"
+    )
+    for node in status.nodes:
+        state = f"pid {node.broker.pid}, RSS {node.rss_mib} MiB" if node.broker.running else "down"
+        role = "  active controller" if node.node_id == status.controller else ""
+        typer.echo(f"  node {node.node_id}: {state}{role}")
+        for item in node.broker.listeners:
+            answer = "answers" if item.answers else "no answer"
+            typer.echo(f"    {item.listener.value:<10} {item.bootstrap:<16} {answer}")
+    if status.controller is None:
+        typer.echo("Active controller: unknown (no quorum?)")
+    urp = status.under_replicated
+    if urp is None:
+        typer.echo("Under-replicated partitions: unknown (no metadata answer)")
+    else:
+        typer.echo(
+            f"Under-replicated partitions: {len(urp)}" + (f" ({', '.join(urp)})" * bool(urp))
+        )
+    typer.echo(f"Bootstrap (mTLS): {cluster.ports.bootstrap(Listener.SSL)}")
+    typer.echo(f"Client files: {cluster.layout.client_properties('tls')} (and -plaintext, -scram)")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from adstream.kafka.topics import AD_EVENTS_TOPIC, ICEBERG_CONNECTOR
-from adstream.local.broker import log_excerpt
+from adstream.local.broker_state import log_excerpt
 from adstream.local.certs import ensure_certificates
 from adstream.local.connect_config import (
     DEFAULT_COMMIT_INTERVAL_MS,

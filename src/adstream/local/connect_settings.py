@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adstream.local.broker import RunningState
+from adstream.local.broker_state import RunningState
 from adstream.local.connect import DEFAULT_HEAP_MB, LocalConnect
 from adstream.local.connect_config import (
     DEFAULT_COMMIT_INTERVAL_MS,

@@ -3,7 +3,8 @@
 Order: ``--kafka-config FILE``; else ``ADSTREAM_KAFKA_*`` variables when
 ``ADSTREAM_KAFKA_BOOTSTRAP_SERVERS`` is set; else the local broker of
 ``adstream kafka up`` (its state directory and running ports), authenticated with
-the principal's client certificate — the same path as mutual TLS on MSK.
+the principal's client certificate — the same path as mutual TLS on MSK. A local
+cluster (``cluster.json``) is reached through all its nodes.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 
 from adstream.kafka.load import load_settings
 from adstream.kafka.settings import KafkaSettings
-from adstream.local.broker import RunningState
+from adstream.local.broker_state import RunningState
 from adstream.local.client_configs import local_kafka_settings
+from adstream.local.cluster import ClusterState
 from adstream.local.layout import BrokerLayout, Ports
 from adstream.local.settings import LocalKafkaSettings
 
@@ -44,6 +46,10 @@ def service_settings(kafka_config: Path | None, principal: str) -> KafkaSettings
             f"no Kafka settings: pass --kafka-config FILE, set ADSTREAM_KAFKA_BOOTSTRAP_SERVERS, "
             f"or start the local broker with `adstream kafka up` (nothing in {layout.root})"
         )
+    cluster = ClusterState.read(layout.cluster_file)
     state = RunningState.read(layout.state_file)
-    ports = Ports(state.base_port if state else local.base_port)
+    if cluster is not None:
+        ports = Ports(cluster.base_port, cluster.brokers)
+    else:
+        ports = Ports(state.base_port if state else local.base_port)
     return local_kafka_settings(layout, ports, principal)

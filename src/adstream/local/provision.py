@@ -5,7 +5,9 @@ so local and MSK cannot drift. The local overlay sets replication factor 1, lets
 plaintext listener's ``User:ANONYMOUS`` use ``ad-events`` and ``adstream-dev*`` groups
 (local development only: never on MSK), and takes the SCRAM passwords the broker generated
 into its ``secrets.json``. ``up`` applies the file without ``--allow-delete``, so it only
-ever adds, and a second ``up`` changes nothing.
+ever adds, and a second ``up`` changes nothing. A local cluster (``--brokers 3``) merges
+``kafka.local-cluster.yaml`` last, which restores replication factor 3 and
+``min.insync.replicas=2``.
 """
 
 from __future__ import annotations
@@ -27,21 +29,26 @@ from adstream.kafka.desired_state import (
     PasswordSource,
     default_state_file,
     load_desired_state,
+    overlay_path,
     resolve_password,
 )
 from adstream.kafka.plan import AddUser, compute_plan
 from adstream.local.secrets import LocalSecrets
 
 LOCAL_ENV = "local"
+CLUSTER_ENV = "local-cluster"
 
 
 class ProvisionError(RuntimeError):
     """The desired state cannot be applied to the local broker; the message says why."""
 
 
-def local_desired_state(state_file: Path | None = None) -> DesiredState:
-    """The base file (default: the project's ``deploy/kafka.yaml``) with its local overlay."""
-    return load_desired_state([state_file or default_state_file()], env=LOCAL_ENV)
+def local_desired_state(state_file: Path | None = None, brokers: int = 1) -> DesiredState:
+    """The base file (default: the project's ``deploy/kafka.yaml``) with its local overlay,
+    and for a cluster of more than one broker its ``local-cluster`` overlay after that."""
+    base = state_file or default_state_file()
+    overlays = [LOCAL_ENV, *([CLUSTER_ENV] if brokers > 1 else [])]
+    return load_desired_state([base, *(overlay_path(base, env) for env in overlays)])
 
 
 def provision(

@@ -6,6 +6,10 @@ MSK's defaults are lax: ``unclean.leader.election.enable=false``. The controller
 and inter-broker traffic use mutual TLS with the broker's own certificate, so the
 only super users are ``User:admin`` and ``User:broker``: the anonymous plaintext
 principal never gets cluster rights.
+
+A local cluster (``ports.nodes`` > 1) runs every node as broker and controller, with all
+nodes as the controller quorum's voters, and replicates like MSK: internal topics with
+three replicas and ``min.insync.replicas=2``.
 """
 
 from __future__ import annotations
@@ -20,14 +24,25 @@ SUPER_USERS = ("admin", BROKER_PRINCIPAL)
 
 
 def server_properties(layout: BrokerLayout, ports: Ports, store_password: str) -> dict[str, str]:
-    """Every broker setting, as an ordered mapping (easy to assert on in tests)."""
+    """Every broker setting, as an ordered mapping (easy to assert on in tests).
+
+    ``ports`` are the whole cluster's; ``layout.node_id`` says which node this is.
+    """
+    node_id = layout.node_id or NODE_ID
+    own = ports.node(node_id)
     listeners = [Listener.PLAINTEXT, Listener.SSL, Listener.SASL_SSL]
-    endpoint = {name: f"{name}://{LISTEN_HOST}:{ports.of(name)}" for name in Listener}
+    endpoint = {name: f"{name}://{LISTEN_HOST}:{own.of(name)}" for name in Listener}
+    voters = ",".join(
+        f"{n}@{LISTEN_HOST}:{ports.node(n).of(Listener.CONTROLLER)}"
+        for n in range(1, ports.nodes + 1)
+    )
+    replicas = str(min(ports.nodes, 3))
+    min_isr = "2" if ports.nodes >= 3 else "1"
     return {
-        # KRaft: one process is both broker and controller.
+        # KRaft: each process is both broker and controller; every node votes.
         "process.roles": "broker,controller",
-        "node.id": str(NODE_ID),
-        "controller.quorum.voters": f"{NODE_ID}@{LISTEN_HOST}:{ports.of(Listener.CONTROLLER)}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters,
         "controller.listener.names": Listener.CONTROLLER.value,
         "listeners": ",".join(endpoint[name] for name in [*listeners, Listener.CONTROLLER]),
         "advertised.listeners": ",".join(endpoint[name] for name in listeners),
@@ -37,7 +52,7 @@ def server_properties(layout: BrokerLayout, ports: Ports, store_password: str) -
         "inter.broker.listener.name": Listener.SSL.value,
         # TLS: the broker's keystore, the local CA as truststore, TLS 1.2+ only.
         "ssl.keystore.type": "PKCS12",
-        "ssl.keystore.location": str(layout.pkcs12(BROKER_PRINCIPAL)),
+        "ssl.keystore.location": str(layout.broker_keystore()),
         "ssl.keystore.password": store_password,
         "ssl.key.password": store_password,
         "ssl.truststore.type": "PEM",
@@ -64,14 +79,14 @@ def server_properties(layout: BrokerLayout, ports: Ports, store_password: str) -
         # stated because MSK's Kafka 3.x default is unlimited): record times bound how
         # long the aggregator remembers event ids.
         "log.message.timestamp.after.max.ms": "3600000",
-        # One node: internal topics cannot have more than one replica.
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        # One node: internal topics cannot have more than one replica; three: as on MSK.
+        "default.replication.factor": replicas,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
         "num.partitions": "6",
         "log.dirs": str(layout.data_dir),
