@@ -1,7 +1,7 @@
 """A real Prometheus (deploy/prometheus config and rules, started as `adstream monitor up`
 starts it) scrapes a running `adstream serve` and an aggregator's metrics port: the targets
 are up, a dead one is reported down, the key series hold what was sent, and the Grafana
-dashboards' queries find their series."""
+dashboards' and alert rules' queries find their series, the broker's JMX exporter's too."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from tests.integration.aggregate_helpers import (
     send_event,
     wait_until,
 )
-from tests.support.metrics import named_metrics
+from tests.support.metrics import broker_metrics, named_metrics
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -100,6 +100,13 @@ WITH_DATA = {
     "Retries, errors and timeouts per broker",
     "Batch size",
     "Messages per batch",
+    "Bytes in and out per broker",
+    "Messages in per broker",
+    "Under-replicated and offline partitions",
+    "ISR shrinks and expands",
+    "Request time p99 (produce, fetch)",
+    "Partitions and leaders per broker",
+    "Broker heap used",
     "Events by outcome",
     "Consumer lag per partition",
     "Batch commit latency (dead letters + DB transaction)",
@@ -119,8 +126,12 @@ def check_dashboards(prometheus: LocalPrometheus) -> None:
         for target in panel["targets"]
     ]
     for title, expr in panels:
-        missing = named_metrics(expr) - live - FAILURE_ONLY
+        missing = (named_metrics(expr) | broker_metrics(expr)) - live - FAILURE_ONLY
         assert not missing, f"{title}: no series {missing} in the live Prometheus"
+    alerts = yaml.safe_load((default_config_dir() / "alerts.yml").read_text())["groups"]
+    for rule in (rule for group in alerts for rule in group["rules"]):
+        missing = broker_metrics(rule["expr"]) - live
+        assert not missing, f"{rule['alert']}: the brokers export no {missing}"
 
     def empty() -> set[str]:
         with_data = {
@@ -149,10 +160,13 @@ def test_prometheus_scrapes_the_api_and_the_aggregator(
 
             api_target = api.removeprefix("http://")
             nobody = f"127.0.0.1:{free_port()}"
-            prometheus.configure([api_target, nobody], [f"127.0.0.1:{metrics_port}"])
+            (kafka_target,) = broker.ports.metrics_targets()
+            aggregator_target = f"127.0.0.1:{metrics_port}"
+            prometheus.configure([api_target, nobody], [aggregator_target], [kafka_target])
             prometheus.up()
 
             expected = {
+                f"http://{kafka_target}/metrics": "up",
                 f"http://{api_target}/metrics": "up",
                 f"http://{nobody}/metrics": "down",
                 f"http://127.0.0.1:{metrics_port}/metrics": "up",

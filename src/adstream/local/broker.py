@@ -37,6 +37,7 @@ from adstream.local.broker_state import (
 from adstream.local.certs import ensure_certificates
 from adstream.local.client_configs import local_kafka_settings, write_java_client_properties
 from adstream.local.jars import KafkaDistribution
+from adstream.local.jmx_exporter import EXPORTER_CONFIG, ensure_agent, java_agent_option
 from adstream.local.layout import (
     CLIENT_LISTENERS,
     LISTEN_HOST,
@@ -63,9 +64,10 @@ class BrokerError(RuntimeError):
 
 
 class PortInUseError(BrokerError):
-    def __init__(self, port: int, listener: Listener) -> None:
+    def __init__(self, port: int, listener: Listener | str) -> None:
+        what = f"{listener} listener" if isinstance(listener, Listener) else listener
         super().__init__(
-            f"port {port} ({listener} listener) is already in use on {LISTEN_HOST}: stop the "
+            f"port {port} ({what}) is already in use on {LISTEN_HOST}: stop the "
             f"process using it, or start the broker with another --base-port"
         )
         self.port = port
@@ -151,6 +153,7 @@ class LocalBroker:
         if not self.layout.formatted_marker.exists():
             say("Formatting KRaft storage")
             self.format_storage()
+        ensure_agent(cache_dir=self.dist.home.parent, progress=say)
         say(f"Starting Kafka {self.dist.version} (heap {self.heap_mb} MiB)")
         started = time.monotonic()
         starting = self.spawn()
@@ -161,9 +164,12 @@ class LocalBroker:
 
     def check_ports(self) -> None:
         """Raise ``PortInUseError`` if another process holds one of this node's ports."""
-        for listener, port in self.ports.node(self.node_id).all().items():
+        ports = self.ports.node(self.node_id)
+        for listener, port in ports.all().items():
             if not port_free(port):
                 raise PortInUseError(port, listener)
+        if not port_free(ports.metrics):
+            raise PortInUseError(ports.metrics, "broker metrics")
 
     def spawn(self) -> Starting:
         """Start the prepared, formatted node; ``wait_ready`` on the answer."""
@@ -186,6 +192,7 @@ class LocalBroker:
         with os.fdopen(fd, "w") as handle:
             handle.write(render_properties(props))
         self.layout.log4j_config.write_text(log4j2_yaml(self.layout))
+        self.layout.jmx_exporter_config.write_text(EXPORTER_CONFIG)
         write_java_client_properties(self.layout, self.ports, secrets)
         return secrets
 
@@ -227,6 +234,10 @@ class LocalBroker:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         cmd = self._java("kafka.Kafka", str(self.layout.server_properties), heap_mb=self.heap_mb)
+        # Broker metrics for Prometheus, as MSK's open monitoring serves them (jmx_exporter).
+        agent = ensure_agent(cache_dir=self.dist.home.parent)
+        metrics_port = self.ports.node(self.node_id).metrics
+        cmd.insert(1, java_agent_option(agent, metrics_port, self.layout.jmx_exporter_config))
         with self.layout.console_log.open("ab") as console:
             return subprocess.Popen(
                 cmd,

@@ -12,6 +12,7 @@ from adstream.local.broker import BrokerError, LocalBroker
 from adstream.local.broker_state import BrokerStatus
 from adstream.local.cluster import ClusterStatus, LocalCluster
 from adstream.local.jars import JarFetchError, ensure_kafka_jars
+from adstream.local.jmx_exporter import ensure_agent
 from adstream.local.layout import LISTENER_PURPOSE, Listener
 from adstream.local.settings import LocalKafkaSettings
 from adstream.local.toolchain import ToolchainError
@@ -76,13 +77,15 @@ def _fail(exc: Exception) -> NoReturn:
 
 @app.command()
 def install() -> None:
-    """Fetch the Kafka jars from Maven Central into the cache (once)."""
+    """Fetch the Kafka jars and the JMX exporter agent from Maven Central into the cache."""
     settings = _settings()
     try:
         dist = ensure_kafka_jars(settings.version, settings.cache_dir, progress=_say)
+        agent = ensure_agent(cache_dir=dist.home.parent, progress=_say)
     except (ToolchainError, JarFetchError) as exc:
         _fail(exc)
     typer.echo(f"Kafka {dist.version} jars: {dist.lib_dir}")
+    typer.echo(f"Prometheus JMX exporter: {agent}")
 
 
 @app.command()

@@ -47,6 +47,8 @@ LISTENER_PURPOSE: dict[Listener, str] = {
 }
 
 CLIENT_LISTENERS: tuple[Listener, ...] = (Listener.PLAINTEXT, Listener.SSL, Listener.SASL_SSL)
+METRICS_PORT_OFFSET = 9
+"""The JMX exporter's ``/metrics`` (9101 beside 9092): MSK's open monitoring uses 11001."""
 NODE_PORT_STEP = 10
 """Node N of a local cluster listens on the base port + (N - 1) * 10: 9092, 9102, 9112."""
 
@@ -65,7 +67,7 @@ class Ports:
     def __post_init__(self) -> None:
         if self.nodes < 1:
             raise ValueError(f"a cluster has at least one node, not {self.nodes}")
-        highest = 65535 - max(_PORT_OFFSETS.values()) - NODE_PORT_STEP * (self.nodes - 1)
+        highest = 65535 - METRICS_PORT_OFFSET - NODE_PORT_STEP * (self.nodes - 1)
         if not 1024 <= self.base <= highest:
             raise ValueError(f"base port {self.base} is out of range (1024-{highest})")
 
@@ -86,9 +88,22 @@ class Ports:
     def all(self) -> dict[Listener, int]:
         return {listener: self.of(listener) for listener in Listener}
 
+    @property
+    def metrics(self) -> int:
+        """The port of the broker's Prometheus metrics (the JMX exporter agent)."""
+        return self.base + METRICS_PORT_OFFSET
+
+    def metrics_targets(self) -> list[str]:
+        """Every node's metrics address, as Prometheus scrapes them."""
+        return [f"{LISTEN_HOST}:{self.node(n).metrics}" for n in range(1, self.nodes + 1)]
+
     def every_port(self) -> list[int]:
         """Every listener port of every node (what must be free before a start)."""
-        return [p for n in range(1, self.nodes + 1) for p in self.node(n).all().values()]
+        return [
+            port
+            for n in range(1, self.nodes + 1)
+            for port in (*self.node(n).all().values(), self.node(n).metrics)
+        ]
 
 
 @dataclass(frozen=True)
@@ -140,6 +155,10 @@ class BrokerLayout:
     @property
     def log4j_config(self) -> Path:
         return self.root / "log4j2.yaml"
+
+    @property
+    def jmx_exporter_config(self) -> Path:
+        return self.root / "jmx-exporter.yaml"
 
     @property
     def secrets_file(self) -> Path:

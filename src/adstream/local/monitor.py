@@ -1,7 +1,7 @@
 """A local Prometheus scraping the local services: `adstream monitor up | down | status`.
 
 The config and alert rules are the deployable ones (``deploy/prometheus``), copied into the
-state directory beside ``targets/*.json`` naming the API and aggregator to scrape, so the
+state directory beside ``targets/*.json`` naming the API, aggregator and brokers to scrape, so the
 tests and ``make run`` differ only in ports. Prometheus listens on loopback only and keeps
 its data in the state directory (``.adstream/prometheus``); it outlives the command, like
 the local broker, until ``down``.
@@ -82,13 +82,16 @@ class LocalPrometheus:
     def url(self) -> str:
         return f"http://{LISTEN_HOST}:{self.port}"
 
-    def configure(self, api: Sequence[str], aggregator: Sequence[str]) -> None:
-        """Copy the config and rules, and name the targets (a running server rereads them)."""
+    def configure(
+        self, api: Sequence[str], aggregator: Sequence[str], kafka: Sequence[str] = ()
+    ) -> None:
+        """Copy the config and rules, and name the targets (a running server rereads them):
+        the API, the aggregator's metrics port and the brokers' JMX exporters."""
         targets = self.config_dir / "targets"
         targets.mkdir(parents=True, exist_ok=True)
         for name in CONFIG_FILES:
             shutil.copyfile(self.source / name, self.config_dir / name)
-        for name, hosts in (("api", api), ("aggregator", aggregator)):
+        for name, hosts in (("api", api), ("aggregator", aggregator), ("kafka", kafka)):
             groups = [{"targets": list(hosts), "labels": {"service": name}}]
             scratch = targets / f".{name}.json.tmp"
             scratch.write_text(json.dumps(groups))

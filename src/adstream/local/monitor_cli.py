@@ -14,9 +14,10 @@ from adstream.local.monitor import (
     LocalPrometheus,
     MonitorError,
 )
+from adstream.local.settings import LocalKafkaSettings
 
 app = typer.Typer(
-    help="Run Prometheus on loopback, scraping the local API and aggregator with the "
+    help="Run Prometheus on loopback, scraping the local API, aggregator and brokers with the "
     "alert rules of deploy/prometheus.",
     no_args_is_help=True,
 )
@@ -46,11 +47,22 @@ def up(
     aggregator: Annotated[
         list[str] | None, typer.Option(help="Aggregator metrics host:port (repeatable)")
     ] = None,
+    kafka: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Broker JMX exporter host:port (repeatable) [default: every node of the "
+            "local broker or cluster, base port + 9]"
+        ),
+    ] = None,
 ) -> None:
     """Start Prometheus (idempotent; with new targets, a running one rereads them)."""
     prometheus = LocalPrometheus(dir.resolve(), port)
     try:
-        prometheus.configure(api or [DEFAULT_API_TARGET], aggregator or [DEFAULT_AGGREGATOR_TARGET])
+        prometheus.configure(
+            api or [DEFAULT_API_TARGET],
+            aggregator or [DEFAULT_AGGREGATOR_TARGET],
+            kafka or LocalKafkaSettings().metrics_targets(),
+        )
         pid = prometheus.up()
     except MonitorError as exc:
         _fail(exc)
@@ -82,6 +94,6 @@ def status(dir: DirOpt = DEFAULT_DIR, port: PortOpt = None) -> None:
 def dashboards(
     out: Annotated[Path, typer.Option(help="Folder for the JSON files")] = Path("deploy/grafana"),
 ) -> None:
-    """Write the Grafana dashboards (API, aggregator) as JSON, for provisioning or import."""
+    """Write the Grafana dashboards (API, producer, aggregator, Kafka brokers) as JSON."""
     for path in write_dashboards(out):
         typer.echo(str(path))

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from adstream.local.broker import DEFAULT_HEAP_MB, LocalBroker
 from adstream.local.cluster import ClusterState, LocalCluster
 from adstream.local.jars import KAFKA_VERSION, ProgressFn, ensure_kafka_jars
-from adstream.local.layout import BrokerLayout
+from adstream.local.layout import BrokerLayout, Ports
 
 
 class LocalKafkaSettings(BaseSettings):
@@ -34,6 +34,14 @@ class LocalKafkaSettings(BaseSettings):
             return self.brokers
         recorded = ClusterState.read(BrokerLayout.at(self.dir).cluster_file)
         return recorded.brokers if recorded is not None else 1
+
+    def metrics_targets(self) -> list[str]:
+        """Every node's JMX exporter address (as recorded when running)."""
+        recorded = ClusterState.read(BrokerLayout.at(self.dir).cluster_file)
+        base_port = self.base_port
+        if recorded is not None and "base_port" not in self.model_fields_set:
+            base_port = recorded.base_port
+        return Ports(base_port, self.cluster_size()).metrics_targets()
 
     def cluster(self, progress: ProgressFn | None = None) -> LocalCluster:
         """The multi-node cluster these settings describe (ports as recorded when running)."""

@@ -24,7 +24,8 @@ def test_each_node_shifts_its_ports_by_ten_and_clients_bootstrap_from_all() -> N
     ports = Ports(9092, nodes=3)
     assert [ports.node(n).of(Listener.SSL) for n in (1, 2, 3)] == [9094, 9104, 9114]
     assert ports.bootstrap(Listener.SSL) == "127.0.0.1:9094,127.0.0.1:9104,127.0.0.1:9114"
-    assert len(set(ports.every_port())) == 12
+    assert len(set(ports.every_port())) == 15  # 4 listeners + the metrics port, per node
+    assert ports.metrics_targets() == ["127.0.0.1:9101", "127.0.0.1:9111", "127.0.0.1:9121"]
     assert Ports(9092).bootstrap(Listener.SSL) == "127.0.0.1:9094"  # one broker: unchanged
 
 
