@@ -1,5 +1,6 @@
 """Whether a background process (the broker, Prometheus) is still running, and waiting for
-it to stop: a zombie counts as stopped, and our own exited children are reaped."""
+it to stop: a zombie whose threads have all ended counts as stopped, and our own exited
+children are reaped."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ def alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
     except (OSError, IndexError):
         return False
-    return state != "Z"  # a zombie: exited, waiting for a parent we are not
+    if state != "Z":
+        return True
+    # A zombie leader whose other threads still run (a JVM part-way through exit_group)
+    # still holds its sockets: the process has exited only once its last thread has.
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False
 
 
 def wait_exit(pid: int, timeout: float) -> bool:

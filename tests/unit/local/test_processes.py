@@ -1,0 +1,42 @@
+"""`alive`: a process has exited only once its last thread has, even when its main thread
+ended first (a JVM between the start and the end of its exit still holds its sockets)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from adstream.local.processes import alive, wait_exit
+
+_LEADER_EXITS_FIRST = """
+import ctypes, sys, threading, time
+threading.Thread(target=lambda: (sys.stdin.read(), None), daemon=False).start()
+print("ready", flush=True)
+ctypes.CDLL(None).pthread_exit(None)  # the main thread ends, the process goes on
+"""
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+
+
+def test_a_zombie_leader_with_running_threads_is_alive() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LEADER_EXITS_FIRST],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    deadline = time.monotonic() + 10
+    while _state(proc.pid) != "Z":  # the leader thread has ended
+        assert time.monotonic() < deadline, _state(proc.pid)
+        time.sleep(0.01)
+    assert alive(proc.pid)  # ... but its other thread still runs
+    assert proc.stdin is not None
+    proc.stdin.close()  # the last thread ends
+    assert wait_exit(proc.pid, 10)
+    assert not alive(proc.pid)
