@@ -19,14 +19,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from adstream.local.jars import (
-    KAFKA_VERSION,
-    LOG4J_VERSION,
-    SLF4J_VERSION,
-    ProgressFn,
-    default_cache_dir,
-    run_maven,
-)
+from adstream.local.jars import KAFKA_VERSION, ProgressFn, default_cache_dir, run_maven
+from adstream.local.maven_pom import LOGGING, Dependency, render_pom
 from adstream.local.toolchain import find_maven
 
 ICEBERG_VERSION = "1.12.0"
@@ -37,38 +31,6 @@ MSK_IAM_AUTH_VERSION = "2.3.2"
 SQLITE_JDBC_VERSION = "3.51.1.0"
 PLUGIN_NAME = "iceberg"
 
-_WORKER_POM = """<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>io.adstream.local</groupId>
-  <artifactId>kafka-connect-runtime</artifactId>
-  <version>{kafka}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>connect-runtime</artifactId>
-      <version>{kafka}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.slf4j</groupId>
-      <artifactId>slf4j-api</artifactId>
-      <version>{slf4j}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId>
-      <artifactId>log4j-slf4j2-impl</artifactId>
-      <version>{log4j}</version>
-    </dependency>
-    <dependency>
-      <!-- log4j2 reads its YAML configuration with it (the broker gets it from kafka_2.13) -->
-      <groupId>com.fasterxml.jackson.dataformat</groupId>
-      <artifactId>jackson-dataformat-yaml</artifactId>
-      <version>{jackson}</version>
-    </dependency>
-  </dependencies>
-</project>
-"""
 
 # Hadoop's server side (Jetty, Jersey, ZooKeeper, Kerberos server) and its logging bindings
 # are not needed to read and write local or S3 files; the worker provides SLF4J.
@@ -89,28 +51,6 @@ _HADOOP_EXCLUSIONS = (
     "dnsjava",
 )
 
-_PLUGIN_POM = """<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>io.adstream.local</groupId>
-  <artifactId>iceberg-kafka-connect-plugin</artifactId>
-  <version>{iceberg}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-{iceberg_deps}
-{catalog_deps}
-    <dependency>
-      <groupId>org.apache.hadoop</groupId>
-      <artifactId>hadoop-common</artifactId>
-      <version>{hadoop}</version>
-      <exclusions>
-{exclusions}
-        <exclusion><groupId>org.apache.avro</groupId><artifactId>avro</artifactId></exclusion>
-      </exclusions>
-    </dependency>
-  </dependencies>
-</project>
-"""
 
 _ICEBERG_ARTIFACTS = (
     "iceberg-kafka-connect",
@@ -121,62 +61,44 @@ _ICEBERG_ARTIFACTS = (
 
 
 def worker_pom(kafka: str = KAFKA_VERSION) -> str:
-    return _WORKER_POM.format(
-        kafka=kafka, slf4j=SLF4J_VERSION, log4j=LOG4J_VERSION, jackson=JACKSON_VERSION
+    yaml = Dependency(
+        "com.fasterxml.jackson.dataformat",
+        "jackson-dataformat-yaml",
+        JACKSON_VERSION,
+        comment="log4j2 reads its YAML configuration with it (the broker gets it from kafka_2.13)",
     )
-
-
-_SQLITE_DEP = """    <dependency>
-      <groupId>org.xerial</groupId>
-      <artifactId>sqlite-jdbc</artifactId>
-      <version>{sqlite}</version>
-    </dependency>"""
-
-# On AWS: Glue catalog + S3FileIO (Iceberg's shaded AWS SDK bundle), and IAM auth for the
-# sink's own control-topic clients (MSK Connect authenticates only its own clients).
-_AWS_DEPS = """    <dependency>
-      <groupId>org.apache.iceberg</groupId>
-      <artifactId>iceberg-aws-bundle</artifactId>
-      <version>{iceberg}</version>
-    </dependency>
-    <dependency>
-      <groupId>software.amazon.msk</groupId>
-      <artifactId>aws-msk-iam-auth</artifactId>
-      <version>{msk_iam}</version>
-      <classifier>all</classifier>
-      <exclusions>
-        <exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion>
-      </exclusions>
-    </dependency>"""
+    runtime = Dependency("org.apache.kafka", "connect-runtime", kafka)
+    return render_pom("kafka-connect-runtime", kafka, (runtime, *LOGGING, yaml))
 
 
 def plugin_pom(iceberg: str = ICEBERG_VERSION, *, aws: bool = False) -> str:
     """The plugin's POM: locally with the SQLite JDBC driver, for MSK Connect (``aws``) with
     the AWS bundle and ``aws-msk-iam-auth`` instead."""
+    parts = tuple(Dependency("org.apache.iceberg", name, iceberg) for name in _ICEBERG_ARTIFACTS)
+    # On AWS: Glue catalog + S3FileIO (Iceberg's shaded AWS SDK bundle), and IAM auth for the
+    # sink's own control-topic clients (MSK Connect authenticates only its own clients).
     catalog = (
-        _AWS_DEPS.format(iceberg=iceberg, msk_iam=MSK_IAM_AUTH_VERSION)
+        (
+            Dependency("org.apache.iceberg", "iceberg-aws-bundle", iceberg),
+            Dependency(
+                "software.amazon.msk",
+                "aws-msk-iam-auth",
+                MSK_IAM_AUTH_VERSION,
+                classifier="all",
+                excluded_groups=("*",),
+            ),
+        )
         if aws
-        else _SQLITE_DEP.format(sqlite=SQLITE_JDBC_VERSION)
+        else (Dependency("org.xerial", "sqlite-jdbc", SQLITE_JDBC_VERSION),)
     )
-    deps = "\n".join(
-        "    <dependency>\n"
-        "      <groupId>org.apache.iceberg</groupId>\n"
-        f"      <artifactId>{artifact}</artifactId>\n"
-        f"      <version>{iceberg}</version>\n"
-        "    </dependency>"
-        for artifact in _ICEBERG_ARTIFACTS
+    hadoop = Dependency(
+        "org.apache.hadoop",
+        "hadoop-common",
+        HADOOP_VERSION,
+        excluded_groups=_HADOOP_EXCLUSIONS,
+        excluded_artifacts=(("org.apache.avro", "avro"),),
     )
-    exclusions = "\n".join(
-        f"        <exclusion><groupId>{group}</groupId><artifactId>*</artifactId></exclusion>"
-        for group in _HADOOP_EXCLUSIONS
-    )
-    return _PLUGIN_POM.format(
-        iceberg=iceberg,
-        iceberg_deps=deps,
-        catalog_deps=catalog,
-        hadoop=HADOOP_VERSION,
-        exclusions=exclusions,
-    )
+    return render_pom("iceberg-kafka-connect-plugin", iceberg, (*parts, *catalog, hadoop))
 
 
 @dataclass(frozen=True)

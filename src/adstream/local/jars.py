@@ -2,8 +2,8 @@
 
 The broker is the ``org.apache.kafka:kafka_2.13`` artifact plus its runtime
 dependencies. Its POM leaves the logging binding to the application (Kafka 4
-logs through log4j2 via SLF4J 2), so the POM below adds ``log4j-slf4j2-impl``
-and a matching ``slf4j-api``. ``mvn dependency:copy-dependencies`` puts every
+logs through log4j2 via SLF4J 2), so ours adds ``log4j-slf4j2-impl`` and a
+matching ``slf4j-api`` (``maven_pom.LOGGING``). ``mvn dependency:copy-dependencies`` puts every
 jar in one folder that becomes the broker's classpath.
 """
 
@@ -17,42 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from adstream.local.maven_pom import LOGGING, Dependency, render_pom
 from adstream.local.toolchain import ToolchainError, find_maven
 
 KAFKA_VERSION = "4.1.1"
-LOG4J_VERSION = "2.24.3"
-SLF4J_VERSION = "2.0.17"
 # Pinned: Maven 3.8 would otherwise pick the plugin version of 2013.
 COPY_DEPENDENCIES = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
 
 ProgressFn = Callable[[str], None]
 
-_POM = """<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>io.adstream.local</groupId>
-  <artifactId>kafka-broker-runtime</artifactId>
-  <version>{kafka}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>kafka_2.13</artifactId>
-      <version>{kafka}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.slf4j</groupId>
-      <artifactId>slf4j-api</artifactId>
-      <version>{slf4j}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId>
-      <artifactId>log4j-slf4j2-impl</artifactId>
-      <version>{log4j}</version>
-    </dependency>
-  </dependencies>
-</project>
-"""
 
 _DOWNLOADED = re.compile(r"Downloaded from \S+: (\S+) \(([\d.]+) ([kMG]?B)")
 _UNITS = {"B": 1, "kB": 1_000, "MB": 1_000_000, "GB": 1_000_000_000}
@@ -117,7 +90,11 @@ def ensure_kafka_jars(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     (staging / "pom.xml").write_text(
-        _POM.format(kafka=version, slf4j=SLF4J_VERSION, log4j=LOG4J_VERSION)
+        render_pom(
+            "kafka-broker-runtime",
+            version,
+            (Dependency("org.apache.kafka", "kafka_2.13", version), *LOGGING),
+        )
     )
     say(f"Fetching Apache Kafka {version} jars from Maven Central (first time only)")
     run_maven(mvn, staging, say)

@@ -16,26 +16,11 @@ from pathlib import Path
 
 from adstream.local.jars import ProgressFn, default_cache_dir, run_maven
 from adstream.local.layout import LISTEN_HOST
+from adstream.local.maven_pom import Dependency, render_pom
 from adstream.local.toolchain import find_maven
 
 JMX_EXPORTER_VERSION = "1.0.1"
 
-_POM = """<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>io.adstream.local</groupId>
-  <artifactId>jmx-exporter</artifactId>
-  <version>{version}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency>
-      <groupId>io.prometheus.jmx</groupId>
-      <artifactId>jmx_prometheus_javaagent</artifactId>
-      <version>{version}</version>
-    </dependency>
-  </dependencies>
-</project>
-"""
 
 EXPORTER_CONFIG = """\
 # Written by adstream (src/adstream/local/jmx_exporter.py): the JMX exporter's default
@@ -78,7 +63,8 @@ def ensure_agent(
     staging = home.with_name(home.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    (staging / "pom.xml").write_text(_POM.format(version=version))
+    agent = Dependency("io.prometheus.jmx", "jmx_prometheus_javaagent", version)
+    (staging / "pom.xml").write_text(render_pom("jmx-exporter", version, (agent,)))
     say(f"Fetching the Prometheus JMX exporter {version} from Maven Central (first time only)")
     run_maven(find_maven(), staging, say, "-DexcludeTransitive=true", what="the JMX exporter agent")
     shutil.rmtree(home, ignore_errors=True)

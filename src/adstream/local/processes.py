@@ -26,7 +26,7 @@ def alive(pid: int) -> bool:
     # A zombie leader whose other threads still run (a JVM part-way through exit_group)
     # still holds its sockets: the process has exited only once its last thread has.
     try:
-        return len(os.listdir(f"/proc/{pid}/task")) > 1
+        return sum(1 for _ in Path(f"/proc/{pid}/task").iterdir()) > 1
     except OSError:
         return False
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adstream.local.jars import JarFetchError, ProgressFn, default_cache_dir
+from adstream.local.maven_pom import render_pom
 from adstream.local.toolchain import ToolchainError, find_maven
 
 REGISTRY_VERSION = "3.3.3"
@@ -23,16 +24,6 @@ REGISTRY_GROUP = "io.apicurio"
 REGISTRY_ARTIFACT = "apicurio-registry-app"
 COPY = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy"
 _PROGRESS_EVERY_S = 2.0
-
-_POM = """<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>io.adstream.local</groupId>
-  <artifactId>registry-fetch</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-</project>
-"""
 
 
 @dataclass(frozen=True)
@@ -81,7 +72,7 @@ def ensure_registry(
     staging = dist.home.with_name(dist.home.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    (staging / "pom.xml").write_text(_POM)
+    (staging / "pom.xml").write_text(render_pom("registry-fetch", "1"))
     say(f"Fetching Apicurio Registry {version} (~160 MB) from Maven Central (first time only)")
     tarball = _fetch(version, staging, say)
     say(f"Unpacking {tarball.name} ({tarball.stat().st_size / 1e6:.0f} MB)")
