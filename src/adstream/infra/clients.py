@@ -135,8 +135,10 @@ class ClientServices(Construct):
         brokers: str,
         scram_secrets: dict[str, secretsmanager.Secret],
         database: DatabaseConnection | None = None,
+        extra_environment: dict[str, str] | None = None,
     ) -> None:
-        """`database`: the database the stack created (else the profile's existing one)."""
+        """`database`: the database the stack created (else the profile's existing one);
+        `extra_environment`: for both services (e.g. the schema registry's settings)."""
         super().__init__(scope, construct_id)
         self._profile, self._scram, self._created_database = profile, scram_secrets, database
         self.cluster = ecs.Cluster(
@@ -161,6 +163,7 @@ class ClientServices(Construct):
             # API keys required (README "Callers, keys and signed URLs"); the pepper and the
             # key document come from `self.api_keys` as task secrets.
             "ADSTREAM_API_AUTH": "keys",
+            **(extra_environment or {}),
         }
         self.api_keys = ApiKeySecrets(self, "ApiKeys", stack_name=profile.cluster.name)
         self.api = self._service("Api", profile.clients.api, producer_role, api_env, API_USER)
@@ -168,6 +171,7 @@ class ClientServices(Construct):
             **deployment_environment(profile),
             "ADSTREAM_AGGREGATE_TOPIC": profile.topic.name,
             "ADSTREAM_AGGREGATE_GROUP": profile.topic.consumer_group,
+            **(extra_environment or {}),
         }
         self.aggregator = self._service(
             "Aggregator", profile.clients.aggregator, aggregator_role, agg_env, AGGREGATOR_USER
