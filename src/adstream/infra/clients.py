@@ -17,6 +17,8 @@ directly and the metrics never pass the load balancer.
 
 from __future__ import annotations
 
+import re
+
 from aws_cdk import CfnElement, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
@@ -102,6 +104,36 @@ def container_image(image: ImageProfile, scope: Construct) -> ecs.ContainerImage
     return ecs.ContainerImage.from_asset(str(context), file=image.file)
 
 
+_EXTRAS_ARG = re.compile(r"^ARG ADSTREAM_IMAGE_EXTRAS=(\S*)\s*$", re.MULTILINE)
+
+
+def image_extras(profile: Profile) -> set[str]:
+    """The package extras the services need in their image (glue for the Glue registry)."""
+    return {"glue"} if profile.schema_.created else set()
+
+
+def check_image_extras(profile: Profile) -> None:
+    """A prepared build context must install the extras the profile needs: without the glue
+    extra every task would stop at start (`ADSTREAM_SCHEMA_REGISTRY=glue needs the glue
+    extra`). An ECR image cannot be inspected at synth time; it is the deployer's to build."""
+    image, needed = profile.clients.image, image_extras(profile)
+    if image.source is not ImageSource.ASSET or not needed:
+        return
+    containerfile = PROJECT_ROOT / image.context / image.file
+    if not containerfile.is_file():
+        return  # container_image() names the missing context
+    found = _EXTRAS_ARG.search(containerfile.read_text(encoding="utf-8"))
+    built = set(found.group(1).split(",")) - {""} if found else set()
+    missing = sorted(needed - built)
+    if missing:
+        joined = ",".join(sorted(needed | built))
+        raise ImageContextError(
+            f"schema.format: {profile.schema_.format.value} needs the image extra(s) "
+            f"{missing}, but the build context {containerfile.parent} was prepared without "
+            f"them; rebuild it with `ADSTREAM_IMAGE_EXTRAS={joined} make image-context`"
+        )
+
+
 def kafka_environment(
     profile: Profile, brokers: str, client_id: str, auth: ClientAuth | None = None
 ) -> dict[str, str]:
@@ -144,6 +176,7 @@ class ClientServices(Construct):
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
+        check_image_extras(profile)
         self.image = container_image(profile.clients.image, self)
         self._vpc, self._subnets, self._sg = vpc, subnets, client_sg
         self._database_url = (

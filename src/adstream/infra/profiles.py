@@ -528,6 +528,13 @@ class Profile(_Model):
                 f"warehouse.enabled: the connector reads ad-events, not topic.name "
                 f"{self.topic.name!r}"
             )
+        if self.schema_.created:
+            out.append(
+                f"warehouse.enabled: the connector reads schemaless JSON values (Kafka's "
+                f"JsonConverter), but schema.format is {self.schema_.format.value}: its "
+                "Glue-framed records would all fail conversion (and errors.tolerance=all "
+                "skips them); use schema.format json with the warehouse"
+            )
         if not w.plugin_zip:
             out.append(
                 "warehouse.plugin_zip: required when the warehouse is enabled; build it with "

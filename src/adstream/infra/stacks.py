@@ -203,7 +203,8 @@ class AdstreamStack(Stack):
             services.start_after(run)
         warehouse = None
         if profile.warehouse.enabled:
-            assert apply_files is not None and kafka_apply is not None, "profile validation"
+            assert apply_files is not None, "profile validation requires kafka_apply"
+            assert kafka_apply is not None, "profile validation requires kafka_apply"
             check_warehouse_topics(desired_topics(apply_files))
             plugin = s3_assets.Asset(self, "ConnectPlugin", path=str(plugin_zip_file(profile)))
             warehouse = RawEventsWarehouse(
