@@ -63,7 +63,7 @@ def plugin_zip_file(profile: Profile) -> Path:
     if not path.is_file():
         raise PluginZipError(
             f"warehouse.plugin_zip: no file {path}; build it with `adstream connect "
-            f"plugin-zip {profile.warehouse.plugin_zip}` (Maven Central, ~140 MB)"
+            f"plugin-zip {path}` (from Maven Central, ~140 MB)"
         )
     return path
 
