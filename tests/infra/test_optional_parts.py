@@ -6,14 +6,17 @@ both variants. The two exclude each other: the sink reads schemaless JSON only."
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adstream.infra.app import synthesize
-from adstream.infra.clients import ImageContextError, check_image_extras
-from adstream.infra.profiles import ProfileError, parse_profile
+from adstream.infra.clients import EXTRAS_ARG, ImageContextError, check_image_extras
+from adstream.infra.profiles import PROJECT_ROOT, ProfileError, parse_profile
 from adstream.infra.stacks import PluginZipError
 from adstream.infra.warehouse import CONNECTOR_NAME
 from tests.infra.conftest import Synth, SynthCache, shipped_data
@@ -266,3 +269,36 @@ def test_synth_refuses_an_avro_profile_on_a_context_without_glue(tmp_path: Path)
     (context / "Containerfile").write_text("FROM scratch\nARG ADSTREAM_IMAGE_EXTRAS=\n")
     with pytest.raises(ImageContextError, match="needs the image extra"):
         synthesize(_avro_asset_profile(context), tmp_path / "out", strict=False)
+
+
+def test_the_shipped_containerfile_defaults_to_no_extras_and_build_image_can_set_them(
+    tmp_path: Path,
+) -> None:
+    """The ARG line that synth reads (check_image_extras) is the one build-image.sh rewrites
+    in a --context-only context; replayed here with the script's own sed expression."""
+    containerfile = (PROJECT_ROOT / "Containerfile").read_text()
+    assert EXTRAS_ARG.findall(containerfile) == [""]
+    script = (PROJECT_ROOT / "scripts" / "build-image.sh").read_text()
+    (expression,) = re.findall(r'sed "(s/\^ARG ADSTREAM_IMAGE_EXTRAS=[^"]*)"', script)
+    rewritten = subprocess.run(
+        ["sed", expression.replace("$extras", "glue")],
+        input=containerfile,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert EXTRAS_ARG.findall(rewritten) == ["glue"]
+
+
+def test_build_image_refuses_extras_that_are_not_names(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["bash", str(PROJECT_ROOT / "scripts" / "build-image.sh"), "--context-only", "ctx"],
+        env={**os.environ, "ADSTREAM_IMAGE_EXTRAS": "glue];touch x;["},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "ADSTREAM_IMAGE_EXTRAS must be extras of adstream" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -104,7 +104,8 @@ def container_image(image: ImageProfile, scope: Construct) -> ecs.ContainerImage
     return ecs.ContainerImage.from_asset(str(context), file=image.file)
 
 
-_EXTRAS_ARG = re.compile(r"^ARG ADSTREAM_IMAGE_EXTRAS=(\S*)\s*$", re.MULTILINE)
+EXTRAS_ARG = re.compile(r"^ARG ADSTREAM_IMAGE_EXTRAS=(\S*)\s*$", re.MULTILINE)
+"""The Containerfile's extras ARG, whose default build-image.sh --context-only sets."""
 
 
 def image_extras(profile: Profile) -> set[str]:
@@ -122,7 +123,7 @@ def check_image_extras(profile: Profile) -> None:
     containerfile = PROJECT_ROOT / image.context / image.file
     if not containerfile.is_file():
         return  # container_image() names the missing context
-    found = _EXTRAS_ARG.search(containerfile.read_text(encoding="utf-8"))
+    found = EXTRAS_ARG.search(containerfile.read_text(encoding="utf-8"))
     built = set(found.group(1).split(",")) - {""} if found else set()
     missing = sorted(needed - built)
     if missing:
