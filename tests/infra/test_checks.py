@@ -21,7 +21,7 @@ from tests.infra.conftest import SynthCache, shipped_data
 
 pytestmark = pytest.mark.infra
 
-ALL = ("dev", "prod", "serverless", "variant", "complete", "asset")
+ALL = ("dev", "prod", "serverless", "variant", "complete", "asset", "avro", "lake")
 
 
 @pytest.mark.parametrize("name", ALL)

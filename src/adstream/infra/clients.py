@@ -17,6 +17,8 @@ directly and the metrics never pass the load balancer.
 
 from __future__ import annotations
 
+import re
+
 from aws_cdk import CfnElement, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
@@ -102,6 +104,37 @@ def container_image(image: ImageProfile, scope: Construct) -> ecs.ContainerImage
     return ecs.ContainerImage.from_asset(str(context), file=image.file)
 
 
+EXTRAS_ARG = re.compile(r"^ARG ADSTREAM_IMAGE_EXTRAS=(\S*)\s*$", re.MULTILINE)
+"""The Containerfile's extras ARG, whose default build-image.sh --context-only sets."""
+
+
+def image_extras(profile: Profile) -> set[str]:
+    """The package extras the services need in their image (glue for the Glue registry)."""
+    return {"glue"} if profile.schema_.created else set()
+
+
+def check_image_extras(profile: Profile) -> None:
+    """A prepared build context must install the extras the profile needs: without the glue
+    extra every task would stop at start (`ADSTREAM_SCHEMA_REGISTRY=glue needs the glue
+    extra`). An ECR image cannot be inspected at synth time; it is the deployer's to build."""
+    image, needed = profile.clients.image, image_extras(profile)
+    if image.source is not ImageSource.ASSET or not needed:
+        return
+    containerfile = PROJECT_ROOT / image.context / image.file
+    if not containerfile.is_file():
+        return  # container_image() names the missing context
+    found = EXTRAS_ARG.search(containerfile.read_text(encoding="utf-8"))
+    built = set(found.group(1).split(",")) - {""} if found else set()
+    missing = sorted(needed - built)
+    if missing:
+        joined = ",".join(sorted(needed | built))
+        raise ImageContextError(
+            f"schema.format: {profile.schema_.format.value} needs the image extra(s) "
+            f"{missing}, but the build context {containerfile.parent} was prepared without "
+            f"them; rebuild it with `ADSTREAM_IMAGE_EXTRAS={joined} make image-context`"
+        )
+
+
 def kafka_environment(
     profile: Profile, brokers: str, client_id: str, auth: ClientAuth | None = None
 ) -> dict[str, str]:
@@ -135,13 +168,16 @@ class ClientServices(Construct):
         brokers: str,
         scram_secrets: dict[str, secretsmanager.Secret],
         database: DatabaseConnection | None = None,
+        extra_environment: dict[str, str] | None = None,
     ) -> None:
-        """`database`: the database the stack created (else the profile's existing one)."""
+        """`database`: the database the stack created (else the profile's existing one);
+        `extra_environment`: for both services (e.g. the schema registry's settings)."""
         super().__init__(scope, construct_id)
         self._profile, self._scram, self._created_database = profile, scram_secrets, database
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
+        check_image_extras(profile)
         self.image = container_image(profile.clients.image, self)
         self._vpc, self._subnets, self._sg = vpc, subnets, client_sg
         self._database_url = (
@@ -161,6 +197,7 @@ class ClientServices(Construct):
             # API keys required (README "Callers, keys and signed URLs"); the pepper and the
             # key document come from `self.api_keys` as task secrets.
             "ADSTREAM_API_AUTH": "keys",
+            **(extra_environment or {}),
         }
         self.api_keys = ApiKeySecrets(self, "ApiKeys", stack_name=profile.cluster.name)
         self.api = self._service("Api", profile.clients.api, producer_role, api_env, API_USER)
@@ -168,6 +205,7 @@ class ClientServices(Construct):
             **deployment_environment(profile),
             "ADSTREAM_AGGREGATE_TOPIC": profile.topic.name,
             "ADSTREAM_AGGREGATE_GROUP": profile.topic.consumer_group,
+            **(extra_environment or {}),
         }
         self.aggregator = self._service(
             "Aggregator", profile.clients.aggregator, aggregator_role, agg_env, AGGREGATOR_USER

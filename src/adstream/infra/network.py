@@ -99,7 +99,11 @@ class Network(Construct):
         group.add_ingress_rule(
             ec2.Peer.ipv4(profile.network.cidr), ec2.Port.tcp(443), "HTTPS from the VPC"
         )
-        for name, service in _INTERFACE_ENDPOINTS.items():
+        endpoints = dict(_INTERFACE_ENDPOINTS)
+        if profile.schema_.created or profile.warehouse.enabled:
+            # The schema registry's and the Iceberg catalog's API.
+            endpoints["Glue"] = ec2.InterfaceVpcEndpointAwsService.GLUE
+        for name, service in endpoints.items():
             self.vpc.add_interface_endpoint(
                 name,
                 service=service,

@@ -279,6 +279,46 @@ class AlarmsProfile(_Model):
     )
 
 
+class SchemaFormat(StrEnum):
+    """What the services write (`ADSTREAM_SCHEMA_FORMAT`)."""
+
+    JSON = "json"
+    AVRO = "avro"
+    JSONSCHEMA = "jsonschema"
+
+
+class SchemaProfile(_Model):
+    """The wire format; avro creates a Glue Schema Registry with AdEvent's schema."""
+
+    format: SchemaFormat = Field(
+        default=SchemaFormat.JSON,
+        description="json: plain JSON, no registry (nothing created); avro: AdEvent's Avro "
+        "schema in a Glue registry the stack creates (the image needs the glue extra)",
+    )
+    registry: Literal["glue"] = Field(
+        default="glue", description="AWS Glue Schema Registry (the only one on AWS)"
+    )
+    registry_name: str = Field(default="adstream", pattern=r"^[a-zA-Z0-9-_$#.]{1,255}$")
+
+    @property
+    def created(self) -> bool:
+        return self.format is not SchemaFormat.JSON
+
+
+class WarehouseProfile(_Model):
+    """Raw events into Apache Iceberg on S3 + Glue through an MSK Connect connector."""
+
+    enabled: bool = False
+    plugin_zip: str | None = Field(
+        default=None,
+        description="the custom plugin ZIP `adstream connect plugin-zip` writes (relative to "
+        "the checkout or absolute); `cdk deploy` uploads it as an asset",
+    )
+    commit_interval_ms: int = Field(
+        default=300_000, ge=10_000, le=3_600_000, description="Iceberg commit interval"
+    )
+
+
 class Profile(_Model):
     """One deployment: where, how big, and which security modes."""
 
@@ -296,6 +336,8 @@ class Profile(_Model):
     kafka_apply: KafkaApplyProfile = KafkaApplyProfile()
     alarms: AlarmsProfile = AlarmsProfile()
     database: DatabaseProfile = DatabaseProfile()
+    schema_: SchemaProfile = Field(default=SchemaProfile(), alias="schema")
+    warehouse: WarehouseProfile = WarehouseProfile()
 
     @property
     def stack_name(self) -> str:
@@ -335,6 +377,8 @@ class Profile(_Model):
             *self.clients.image.problems(),
             *self._database_problems(),
             *self._scaling_problems(),
+            *self._schema_problems(),
+            *self._warehouse_problems(),
         ]
         if problems:
             raise ValueError("\n".join(problems))
@@ -455,6 +499,54 @@ class Profile(_Model):
                 f"{s.min_count}..{s.max_count}"
             ]
         return []
+
+    def _schema_problems(self) -> list[str]:
+        if self.schema_.format is SchemaFormat.JSONSCHEMA:
+            return [
+                "schema.format: jsonschema is not provisioned by the stack (its Glue schema "
+                "is AdEvent's Avro definition); use avro, or json for no registry"
+            ]
+        return []
+
+    def _warehouse_problems(self) -> list[str]:
+        w, out = self.warehouse, list[str]()
+        if not w.enabled:
+            return out
+        if not self.cluster.auth.iam:
+            out.append(
+                "warehouse.enabled: MSK Connect authenticates to the cluster with IAM only, "
+                "but cluster.auth.iam is false"
+            )
+        if not self.kafka_apply.enabled:
+            out.append(
+                "warehouse.enabled: the connector's topics (ad-events, "
+                "adstream-iceberg-control) come from the deploy-time apply of "
+                "deploy/kafka.yaml, but kafka_apply.enabled is false"
+            )
+        if self.topic.name != "ad-events":
+            out.append(
+                f"warehouse.enabled: the connector reads ad-events, not topic.name "
+                f"{self.topic.name!r}"
+            )
+        if self.schema_.created:
+            out.append(
+                f"warehouse.enabled: the connector reads schemaless JSON values (Kafka's "
+                f"JsonConverter), but schema.format is {self.schema_.format.value}: its "
+                "Glue-framed records would all fail conversion (and errors.tolerance=all "
+                "skips them); use schema.format json with the warehouse"
+            )
+        if not w.plugin_zip:
+            out.append(
+                "warehouse.plugin_zip: required when the warehouse is enabled; build it with "
+                "`adstream connect plugin-zip` and give its path"
+            )
+        return out
+
+    def plugin_zip_path(self) -> Path | None:
+        """The warehouse plugin ZIP, relative paths taken from the checkout."""
+        if not (self.warehouse.enabled and self.warehouse.plugin_zip):
+            return None
+        return PROJECT_ROOT / self.warehouse.plugin_zip
 
 
 def resolve_profile_path(name_or_path: str) -> Path:

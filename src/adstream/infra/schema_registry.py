@@ -1,7 +1,8 @@
 """AWS Glue Schema Registry for ``ADSTREAM_SCHEMA_REGISTRY=glue``: registry, schema, IAM.
 
-Not wired into the stacks yet: a stack adds it with the producer's and the aggregator's
-task roles and passes the task environment on (see ``environment()``).
+`AdstreamStack` adds it when the profile's ``schema.format`` is avro, with the producer's
+and the aggregator's task roles, passes the task environment on (``environment()``) and
+starts the services after ``ready()``.
 
 - The registry holds one schema, ``<topic>-value`` (the TopicNameStrategy name the
   serializer looks up), created with AdEvent's current Avro definition and ``BACKWARD``
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import CfnElement, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -110,6 +111,7 @@ class GlueSchemaRegistry(Construct):
             statements=[iam.PolicyStatement(actions=list(READ_VERSION_ACTIONS), resources=["*"])],
         )
         aggregator_policy.attach_to_role(aggregator_role)
+        self._policies = (producer_policy, aggregator_policy)
         for policy in (producer_policy, aggregator_policy):
             acknowledge_wildcard_resource(
                 policy,
@@ -117,6 +119,11 @@ class GlueSchemaRegistry(Construct):
                 "glue:GetSchemaVersion takes only the version id carried by each record; IAM "
                 "cannot scope it to a schema. It returns schema definitions, not data.",
             )
+
+    def ready(self) -> list[CfnElement]:
+        """What the services wait for: the schema, and the roles' grants on it."""
+        policies = [policy.node.default_child for policy in self._policies]
+        return [self.schema, *(p for p in policies if isinstance(p, CfnElement))]
 
     def environment(self, region: str) -> dict[str, str]:
         """The task environment that selects this registry (producer and aggregator)."""

@@ -1,14 +1,19 @@
 """The deployable: one stack per profile, built in the seed's order.
 
 VPC → security groups → (client CA) → MSK cluster (+ SCRAM users) → IAM roles → bootstrap
-brokers → deploy-time `kafka apply` → count database → client services → alarms. IAM comes
-after the cluster here only because its policies name the cluster's ARN, which exists once
-the cluster construct does.
+brokers → (Glue schema registry) → deploy-time `kafka apply` → count database → client
+services → (MSK Connect warehouse connector) → alarms. IAM comes after the cluster here only
+because its policies name the cluster's ARN, which exists once the cluster construct does.
+The optional parts follow the profile's `schema` and `warehouse` sections (off by default).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 from aws_cdk import CfnElement, CfnOutput, Environment, Fn, Stack
+from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from adstream.infra.bootstrap import BootstrapBrokers
@@ -25,9 +30,11 @@ from adstream.infra.kafka_apply import (
 from adstream.infra.monitoring import ClusterAlarms, OpsDashboard
 from adstream.infra.network import Network
 from adstream.infra.profiles import ClientAuth, Profile, ProfileError
+from adstream.infra.schema_registry import GlueSchemaRegistry
 from adstream.infra.scram import ScramUsers
 from adstream.infra.security_groups import SecurityGroups
 from adstream.infra.tls import ClientCertificateAuthority
+from adstream.infra.warehouse import CONTROL_TOPIC, SOURCE_TOPIC, PluginZip, RawEventsWarehouse
 
 
 class AggregatorCountError(ProfileError):
@@ -42,6 +49,32 @@ def check_aggregator_count(profile: Profile, partitions: int | None) -> None:
         raise AggregatorCountError(
             f"clients.aggregator.desired_count: {desired} tasks for {partitions} partitions "
             f"of {profile.topic.name} (deploy/kafka*.yaml); at most {partitions} consume"
+        )
+
+
+class PluginZipError(ProfileError):
+    """The warehouse's MSK Connect plugin ZIP is missing."""
+
+
+def plugin_zip_file(profile: Profile) -> Path:
+    """The profile's plugin ZIP, which must exist: `cdk deploy` uploads it as an asset."""
+    path = profile.plugin_zip_path()
+    assert path is not None, "profile validation requires warehouse.plugin_zip"
+    if not path.is_file():
+        raise PluginZipError(
+            f"warehouse.plugin_zip: no file {path}; build it with `adstream connect "
+            f"plugin-zip {path}` (from Maven Central, ~140 MB)"
+        )
+    return path
+
+
+def check_warehouse_topics(topics: Iterable[str]) -> None:
+    """The connector's topics must be in deploy/kafka*.yaml: the apply creates them."""
+    missing = sorted({SOURCE_TOPIC, CONTROL_TOPIC} - set(topics))
+    if missing:
+        raise ProfileError(
+            f"warehouse.enabled: topics {missing} are not in deploy/kafka*.yaml, and the "
+            "connector neither creates them nor may"
         )
 
 
@@ -89,13 +122,32 @@ class AdstreamStack(Stack):
             cluster_arn=cluster.arn,
             apply_topics=desired_topics(apply_files) if apply_files else None,
         )
-        auths = (profile.clients.auth, ClientAuth.IAM) if apply_files else (profile.clients.auth,)
+        iam_brokers = apply_files is not None or profile.warehouse.enabled
+        auths = (profile.clients.auth, ClientAuth.IAM) if iam_brokers else (profile.clients.auth,)
         brokers = BootstrapBrokers(
             self,
             "Bootstrap",
             cluster_arn=cluster.arn,
             cluster_name=cluster.name,
             auths=tuple(dict.fromkeys(auths)),
+        )
+        schema = (
+            GlueSchemaRegistry(
+                self,
+                "Schemas",
+                registry_name=profile.schema_.registry_name,
+                topic=profile.topic.name,
+                producer_role=roles.producer,
+                aggregator_role=roles.aggregator,
+            )
+            if profile.schema_.created
+            else None
+        )
+        schema_env = (
+            {"ADSTREAM_SCHEMA_FORMAT": profile.schema_.format.value}
+            | schema.environment(profile.region)
+            if schema is not None
+            else {}
         )
         database = (
             CountDatabase(
@@ -122,7 +174,13 @@ class AdstreamStack(Stack):
             brokers=brokers.brokers[profile.clients.auth],
             scram_secrets=scram.secrets if scram else {},
             database=database.connection if database else None,
+            extra_environment=schema_env,
         )
+        if schema is not None:
+            # The producer registers (or looks up) its schema version at start.
+            for element in schema.ready():
+                services.start_after(element)
+        kafka_apply: KafkaApply | None = None
         if apply_files is not None:
             assert roles.apply is not None
             kafka_apply = KafkaApply(
@@ -143,6 +201,28 @@ class AdstreamStack(Stack):
             run = kafka_apply.resource.node.default_child
             assert isinstance(run, CfnElement)
             services.start_after(run)
+        warehouse = None
+        if profile.warehouse.enabled:
+            assert apply_files is not None, "profile validation requires kafka_apply"
+            assert kafka_apply is not None, "profile validation requires kafka_apply"
+            check_warehouse_topics(desired_topics(apply_files))
+            plugin = s3_assets.Asset(self, "ConnectPlugin", path=str(plugin_zip_file(profile)))
+            warehouse = RawEventsWarehouse(
+                self,
+                "Warehouse",
+                cluster_arn=cluster.arn,
+                cluster_name=cluster.name,
+                bootstrap_brokers_iam=brokers.brokers[ClientAuth.IAM],
+                subnets=network.vpc.select_subnets(
+                    subnet_type=network.private_subnets.subnet_type
+                ).subnets,
+                security_group=groups.clients,
+                plugin=PluginZip(plugin.bucket, plugin.s3_object_key),
+                commit_interval_ms=profile.warehouse.commit_interval_ms,
+            )
+            # Its topics exist (and its ACL-free IAM grants apply) once the apply has run.
+            warehouse.connector.node.add_dependency(cluster.resource)
+            warehouse.connector.node.add_dependency(kafka_apply.resource)
         alarms = ClusterAlarms(self, "Alarms", profile=profile)
         dashboard = OpsDashboard(
             self,
@@ -167,6 +247,11 @@ class AdstreamStack(Stack):
         if database is not None:
             CfnOutput(self, "DatabaseEndpoint", value=database.endpoint.hostname)
             CfnOutput(self, "DatabaseSecretArn", value=database.secret.secret_arn)
+        if schema is not None:
+            CfnOutput(self, "SchemaRegistryName", value=schema.registry_name)
+        if warehouse is not None:
+            CfnOutput(self, "WarehouseBucket", value=warehouse.bucket.bucket_name)
+            CfnOutput(self, "ConnectorArn", value=warehouse.connector.attr_connector_arn)
 
     @property
     def availability_zones(self) -> list[str]:

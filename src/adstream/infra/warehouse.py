@@ -9,11 +9,10 @@ and transactional ids, plus MSK Connect's own internal topics and groups.
 
 The custom plugin is a ZIP in S3 built from the jars ``adstream connect`` assembles plus
 ``iceberg-aws-bundle`` (Glue, S3FileIO) and ``aws-msk-iam-auth`` (the sink's own Kafka
-clients reach the control topic with IAM too): `adstream connect plugin-zip` writes it; upload it
-and pass its bucket and key.
+clients reach the control topic with IAM too): `adstream connect plugin-zip` writes it.
 
-Not wired into the stack yet: construct it inside ``AdstreamStack`` with the cluster's ARN,
-name, IAM bootstrap brokers, subnets and a security group that may reach the brokers.
+``AdstreamStack`` adds it when the profile's ``warehouse.enabled`` is set, with the plugin
+ZIP as a CDK asset, after the cluster and the deploy-time apply (which creates its topics).
 Names (topics, groups, table) are stated again here because ``adstream.infra`` imports
 nothing else of adstream.
 """

@@ -73,7 +73,7 @@ def plugin_zip(
         written = build_msk_plugin_zip(out, progress=_say)
     except (ToolchainError, JarFetchError) as exc:
         _fail(exc)
-    typer.echo(f"{written}: upload it to S3 for adstream.infra.warehouse (PluginZip)")
+    typer.echo(f"{written}: the warehouse.plugin_zip of a CDK profile (README: Deploying to AWS)")
 
 
 @app.command()
