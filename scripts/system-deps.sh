@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs for real: PostgreSQL for the aggregator
-# store tests, Chromium for the dashboard's browser test, Prometheus (server + promtool) for the
+# store tests, Chromium for the dashboard's browser test, Prometheus (server + promtool, node exporter) for the
 # alert-rule tests and the live scrape test, podman + runc + mmdebstrap to build and run the
 # container image without Docker or a registry (`make image`, the image test). Java 17+ and
 # Maven are checked, not installed here: `adstream kafka install` explains what is missing. Debian/Ubuntu only.
@@ -10,6 +10,7 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-node-exporter >/dev/null 2>&1 || need+=(prometheus-node-exporter)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 { [ -x /usr/sbin/runc ] || command -v runc; } >/dev/null 2>&1 || need+=(runc)
 command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
@@ -25,8 +26,11 @@ echo "==> installing system packages: ${need[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The Debian package starts a cluster on port 5432; the tests run their own servers.
-# The prometheus package enables a system service scraping :9090 with its own config; the
-# tests and `adstream monitor` run their own servers, so stop and disable it where systemd runs.
-if [[ " ${need[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
-    $sudo systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+# The prometheus and prometheus-node-exporter packages enable system services (:9090, :9100
+# and the exporter's timers); the tests and `adstream monitor` run their own, so stop and
+# disable them where systemd runs.
+if [[ " ${need[*]} " == *" prometheus"* ]] && [ -d /run/systemd/system ]; then
+    for unit in prometheus prometheus-node-exporter prometheus-node-exporter-{apt,smartmon}.timer; do
+        $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    done
 fi

@@ -1,7 +1,8 @@
 """A real Prometheus (deploy/prometheus config and rules, started as `adstream monitor up`
 starts it) scrapes a running `adstream serve` and an aggregator's metrics port: the targets
 are up, a dead one is reported down, the key series hold what was sent, and the Grafana
-dashboards' and alert rules' queries find their series, the broker's JMX exporter's too."""
+dashboards' and alert rules' queries find their series, the broker's JMX exporter's and the
+node exporter's too."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from adstream.aggregate.store import SqlCountStore
 from adstream.local.broker import LocalBroker
 from adstream.local.grafana import DASHBOARDS
 from adstream.local.monitor import LocalPrometheus, default_config_dir
+from adstream.local.node_exporter import BINARY, LocalNodeExporter
 from tests.integration.aggregate_helpers import (
     RECENT_MINUTE,
     PrivateTopic,
@@ -149,7 +151,10 @@ def test_prometheus_scrapes_the_api_and_the_aggregator(
         metrics_port = free_port()
         metrics = serve_metrics(metrics_port, agg.metrics.registry, agg.aggregator.readiness)
         prometheus = LocalPrometheus(tmp_path / "prometheus", free_port())
+        node = LocalNodeExporter(tmp_path / "prometheus", free_port())
         try:
+            # Fails rather than skips without it, like the promtool tests: system-deps installs it.
+            assert node.up() is not None, f"{BINARY} not found: run scripts/system-deps.sh"
             for i in range(IMPRESSIONS):
                 assert httpx.post(f"{api}/ads/P{i % 3}/impression").status_code == 200
             producer = admin_producer(broker)
@@ -162,7 +167,9 @@ def test_prometheus_scrapes_the_api_and_the_aggregator(
             nobody = f"127.0.0.1:{free_port()}"
             (kafka_target,) = broker.ports.metrics_targets()
             aggregator_target = f"127.0.0.1:{metrics_port}"
-            prometheus.configure([api_target, nobody], [aggregator_target], [kafka_target])
+            prometheus.configure(
+                [api_target, nobody], [aggregator_target], [kafka_target], [node.target]
+            )
             prometheus.up()
 
             expected = {
@@ -170,6 +177,7 @@ def test_prometheus_scrapes_the_api_and_the_aggregator(
                 f"http://{api_target}/metrics": "up",
                 f"http://{nobody}/metrics": "down",
                 f"http://127.0.0.1:{metrics_port}/metrics": "up",
+                f"http://{node.target}/metrics": "up",
             }
             wait_until(lambda: health(prometheus) == expected, 25, lambda: health(prometheus))
 
@@ -194,17 +202,38 @@ def test_prometheus_scrapes_the_api_and_the_aggregator(
             rules = api_get(prometheus, "rules")["groups"]
             assert sum(len(group["rules"]) for group in rules) >= 9
             check_dashboards(prometheus)
+            check_disk_alert(prometheus)
         finally:
             prometheus.down()
+            node.down()
             metrics.shutdown()
             metrics.server_close()
     assert prometheus.running_pid() is None
+    assert node.running_pid() is None
+
+
+def check_disk_alert(prometheus: LocalPrometheus) -> None:
+    """The node exporter's filesystems are scraped as job kafka-node, and KafkaDiskAlmostFull's
+    expression runs on them (its result depends on this machine's disks, so only that it
+    evaluates, on a non-empty ratio, is asserted)."""
+    avail = 'node_filesystem_avail_bytes{job="kafka-node"}'
+    wait_until(lambda: bool(api_get(prometheus, "query", query=avail)["result"]), 25)
+    alerts = yaml.safe_load((default_config_dir() / "alerts.yml").read_text())["groups"]
+    (expr,) = [
+        rule["expr"]
+        for group in alerts
+        for rule in group["rules"]
+        if rule.get("alert") == "KafkaDiskAlmostFull"
+    ]
+    assert isinstance(api_get(prometheus, "query", query=expr)["result"], list)
+    ratio = expr.rsplit("<", 1)[0]
+    assert api_get(prometheus, "query", query=ratio)["result"], ratio
 
 
 def test_monitor_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:
-    """`adstream monitor` as a user runs it: a second `up` finds the running server, one on
-    another port is refused, `down` stops it."""
-    root, port = tmp_path / "prometheus", str(free_port())
+    """`adstream monitor` as a user runs it: a second `up` finds the running servers, one on
+    another port is refused, `down` stops Prometheus and the node exporter."""
+    root, port, node_port = tmp_path / "prometheus", str(free_port()), str(free_port())
     monitor = [sys.executable, "-m", "adstream", "monitor"]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -212,21 +241,28 @@ def test_monitor_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:
             [*monitor, *args, "--dir", str(root)], capture_output=True, text=True, timeout=60
         )
 
-    first = run("up", "--port", port)
+    first = run("up", "--port", port, "--node-port", node_port)
     try:
         assert first.returncode == 0, first.stderr
+        assert "Node exporter running (pid " in first.stdout, first.stdout
         second = run("up", "--port", port)
         assert second.returncode == 0, second.stderr
-        assert first.stdout.split("(pid ")[1] == second.stdout.split("(pid ")[1]
-        assert run("status").returncode == 0  # its port is read from the pid file
+        assert first.stdout.split("(pid ")[1:] == second.stdout.split("(pid ")[1:]
+        state = run("status")  # the ports are read from the pid files
+        assert state.returncode == 0
+        assert f"127.0.0.1:{node_port}/metrics" in state.stdout, state.stdout
+        assert httpx.get(f"http://127.0.0.1:{node_port}/metrics").status_code == 200
         elsewhere = run("up", "--port", str(free_port()))
         assert elsewhere.returncode == 1
         assert f"already running on port {port}" in elsewhere.stderr
     finally:
-        assert "stopped" in run("down").stdout
+        stopped = run("down").stdout
+        assert "Prometheus stopped" in stopped, stopped
+        assert "Node exporter stopped" in stopped, stopped
     assert run("status").returncode == 1
-    with pytest.raises(httpx.TransportError):
-        httpx.get(f"http://127.0.0.1:{port}/-/ready")
+    for stopped_port in (port, node_port):
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{stopped_port}/metrics")
 
 
 def test_up_again_reloads_changed_rules(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import adstream
 from adstream.kafka.desired_state import shipped_deploy_path
 from adstream.local.layout import LISTEN_HOST
 from adstream.local.ports import port_free
-from adstream.local.processes import wait_exit
+from adstream.local.processes import stop
 
 DEFAULT_PORT = 9090
 DEFAULT_API_TARGET = f"{LISTEN_HOST}:8080"
@@ -83,15 +82,24 @@ class LocalPrometheus:
         return f"http://{LISTEN_HOST}:{self.port}"
 
     def configure(
-        self, api: Sequence[str], aggregator: Sequence[str], kafka: Sequence[str] = ()
+        self,
+        api: Sequence[str],
+        aggregator: Sequence[str],
+        kafka: Sequence[str] = (),
+        node: Sequence[str] = (),
     ) -> None:
         """Copy the config and rules, and name the targets (a running server rereads them):
-        the API, the aggregator's metrics port and the brokers' JMX exporters."""
+        the API, the aggregator's metrics port, the brokers' JMX exporters and node exporter."""
         targets = self.config_dir / "targets"
         targets.mkdir(parents=True, exist_ok=True)
         for name in CONFIG_FILES:
             shutil.copyfile(self.source / name, self.config_dir / name)
-        for name, hosts in (("api", api), ("aggregator", aggregator), ("kafka", kafka)):
+        for name, hosts in (
+            ("api", api),
+            ("aggregator", aggregator),
+            ("kafka", kafka),
+            ("node", node),
+        ):
             groups = [{"targets": list(hosts), "labels": {"service": name}}]
             scratch = targets / f".{name}.json.tmp"
             scratch.write_text(json.dumps(groups))
@@ -177,10 +185,6 @@ class LocalPrometheus:
         pid = self.running_pid()
         if pid is None:
             return False
-        os.kill(pid, signal.SIGTERM)
-        if not wait_exit(pid, STOP_TIMEOUT_S):
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            wait_exit(pid, STOP_TIMEOUT_S)
+        stop(pid, STOP_TIMEOUT_S)
         self.pid_file.unlink(missing_ok=True)
         return True

@@ -5,6 +5,7 @@ children are reaped."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -39,3 +40,13 @@ def wait_exit(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def stop(pid: int, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it still runs after `timeout` seconds; returns once it exited."""
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not wait_exit(pid, timeout):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        wait_exit(pid, timeout)

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from adstream.local.processes import alive, wait_exit
+from adstream.local.processes import alive, stop, wait_exit
 
 _LEADER_EXITS_FIRST = """
 import ctypes, sys, threading, time
@@ -39,4 +39,20 @@ def test_a_zombie_leader_with_running_threads_is_alive() -> None:
     assert proc.stdin is not None
     proc.stdin.close()  # the last thread ends
     assert wait_exit(proc.pid, 10)
+    assert not alive(proc.pid)
+
+
+_IGNORES_SIGTERM = """
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_stop_kills_what_ignores_sigterm() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _IGNORES_SIGTERM], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    stop(proc.pid, 0.5)
     assert not alive(proc.pid)

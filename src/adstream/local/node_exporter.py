@@ -1,0 +1,133 @@
+"""The Prometheus node exporter beside the local brokers, started by `adstream monitor up`
+where Debian's ``prometheus-node-exporter`` is installed: it feeds ``KafkaDiskAlmostFull``
+(job ``kafka-node``) as MSK open monitoring's port 11002 does. Optional: without the binary
+the monitor runs without it. Loopback only, with just the collectors the rules and a look at
+the host need; its pid file and log sit in the monitor's state directory."""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from adstream.local.layout import LISTEN_HOST
+from adstream.local.monitor import MonitorError
+from adstream.local.ports import port_free
+from adstream.local.processes import stop
+
+DEFAULT_NODE_PORT = 9100
+BINARY = "prometheus-node-exporter"
+COLLECTORS = ("filesystem", "cpu", "meminfo", "loadavg")
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 15.0
+
+
+class NodeExporterError(MonitorError):
+    """Its port is taken, it runs on another port, or it did not start."""
+
+
+class LocalNodeExporter:
+    """One node exporter process owned by a state directory (pid file and log)."""
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        self.root = root
+        self._port = port
+        self.pid_file = root / "node-exporter.pid"
+        self.log_file = root / "node-exporter.log"
+
+    @staticmethod
+    def binary() -> str | None:
+        return shutil.which(BINARY)
+
+    @property
+    def port(self) -> int:
+        """The port asked for, else the running exporter's, else 9100."""
+        if self._port is not None:
+            return self._port
+        running = self._running()
+        return running[1] if running else DEFAULT_NODE_PORT
+
+    @property
+    def target(self) -> str:
+        return f"{LISTEN_HOST}:{self.port}"
+
+    def _running(self) -> tuple[int, int] | None:
+        """Pid and port from the pid file if that process is a node exporter on that port."""
+        try:
+            pid_text, port_text = self.pid_file.read_text().split()
+            pid, port = int(pid_text), int(port_text)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        listen = f"--web.listen-address={LISTEN_HOST}:{port}".encode()
+        ours = listen in cmdline and cmdline[0].endswith(BINARY.encode())
+        return (pid, port) if ours else None
+
+    def running_pid(self) -> int | None:
+        running = self._running()
+        return running[0] if running else None
+
+    def ready(self) -> bool:
+        connection = http.client.HTTPConnection(LISTEN_HOST, self.port, timeout=2)
+        try:
+            connection.request("GET", "/metrics")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            connection.close()
+
+    def up(self) -> int | None:
+        """Start it and return its pid once ``/metrics`` answers (the running one's if it
+        runs); None if the binary is not installed."""
+        running = self._running()
+        if running is not None:
+            pid, port = running
+            if self._port not in (None, port):
+                raise NodeExporterError(
+                    f"node exporter already running on port {port}: run `adstream monitor down`"
+                )
+            return pid
+        binary = self.binary()
+        if binary is None:
+            return None
+        if not port_free(self.port):
+            raise NodeExporterError(f"port {self.port} is in use: pass another --node-port")
+        self.root.mkdir(parents=True, exist_ok=True)
+        command = [
+            binary,
+            f"--web.listen-address={LISTEN_HOST}:{self.port}",
+            "--collector.disable-defaults",
+            *(f"--collector.{name}" for name in COLLECTORS),
+        ]
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlives the CLI, like Prometheus
+            )
+        self.pid_file.write_text(f"{process.pid} {self.port}\n")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.ready():
+            if process.poll() is not None:
+                raise NodeExporterError(
+                    f"node exporter exited with code {process.returncode}; see {self.log_file}"
+                )
+            if time.monotonic() > deadline:
+                self.down()
+                raise NodeExporterError(f"node exporter not ready in {START_TIMEOUT_S:.0f}s")
+            time.sleep(0.1)
+        return process.pid
+
+    def down(self) -> bool:
+        """Stop it (SIGTERM, then SIGKILL); False if it was not running."""
+        pid = self.running_pid()
+        if pid is None:
+            return False
+        stop(pid, STOP_TIMEOUT_S)
+        self.pid_file.unlink(missing_ok=True)
+        return True
