@@ -216,8 +216,12 @@ def check_disk_alert(prometheus: LocalPrometheus) -> None:
     """The node exporter's filesystems are scraped as job kafka-node, and KafkaDiskAlmostFull's
     expression runs on them (its result depends on this machine's disks, so only that it
     evaluates, on a non-empty ratio, is asserted)."""
-    avail = 'node_filesystem_avail_bytes{job="kafka-node"}'
-    wait_until(lambda: bool(api_get(prometheus, "query", query=avail)["result"]), 25)
+    # The exporter skips overlay and pseudo filesystems: a host (or container) with no disk
+    # filesystem mounted has no series to check, only the expression's evaluation.
+    on_disk = any(line.split()[2] in DISK_FILESYSTEMS for line in MOUNTS.read_text().splitlines())
+    series = "node_filesystem_avail_bytes" if on_disk else "node_load1"
+    scraped = f'{series}{{job="kafka-node"}}'
+    wait_until(lambda: bool(api_get(prometheus, "query", query=scraped)["result"]), 25)
     alerts = yaml.safe_load((default_config_dir() / "alerts.yml").read_text())["groups"]
     (expr,) = [
         rule["expr"]
@@ -227,7 +231,12 @@ def check_disk_alert(prometheus: LocalPrometheus) -> None:
     ]
     assert isinstance(api_get(prometheus, "query", query=expr)["result"], list)
     ratio = expr.rsplit("<", 1)[0]
-    assert api_get(prometheus, "query", query=ratio)["result"], ratio
+    if on_disk:
+        assert api_get(prometheus, "query", query=ratio)["result"], ratio
+
+
+MOUNTS = Path("/proc/mounts")
+DISK_FILESYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs"})
 
 
 def test_monitor_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:
