@@ -47,7 +47,7 @@ from adstream.local.layout import (
     Ports,
 )
 from adstream.local.ports import port_free
-from adstream.local.processes import wait_exit
+from adstream.local.processes import spawn_detached, wait_exit
 from adstream.local.provision import ProvisionError, local_desired_state, provision
 from adstream.local.secrets import LocalSecrets, SecretsFile
 from adstream.local.server_config import log4j2_yaml, render_properties, server_properties
@@ -238,15 +238,7 @@ class LocalBroker:
         agent = ensure_agent(cache_dir=self.dist.home.parent)
         metrics_port = self.ports.node(self.node_id).metrics
         cmd.insert(1, java_agent_option(agent, metrics_port, self.layout.jmx_exporter_config))
-        with self.layout.console_log.open("ab") as console:
-            return subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=console,
-                stderr=subprocess.STDOUT,
-                cwd=self.layout.root,
-                start_new_session=True,  # outlives the CLI; not killed by the shell's Ctrl-C
-            )
+        return spawn_detached(cmd, self.layout.console_log, cwd=self.layout.root)
 
     def failure(self, reason: str, log_offsets: tuple[int, int]) -> str:
         server, console = log_offsets

@@ -36,7 +36,7 @@ from adstream.local.connect_config import (
 from adstream.local.connect_jars import ConnectDistribution
 from adstream.local.layout import LISTEN_HOST, SCRAM_USERS, BrokerLayout, Ports
 from adstream.local.ports import port_free
-from adstream.local.processes import alive, wait_exit
+from adstream.local.processes import alive, spawn_detached, wait_exit
 from adstream.local.secrets import SecretsFile
 from adstream.local.server_config import render_properties
 from adstream.local.toolchain import find_java
@@ -244,15 +244,7 @@ class LocalConnect:
         ]
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        with self.layout.console_log.open("ab") as console:
-            return subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=console,
-                stderr=subprocess.STDOUT,
-                cwd=self.layout.root,
-                start_new_session=True,
-            )
+        return spawn_detached(self.command(), self.layout.console_log, cwd=self.layout.root)
 
     def wait_until_running(
         self, proc: subprocess.Popen[bytes], log_offsets: tuple[int, int]

@@ -14,8 +14,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ import adstream
 from adstream.kafka.desired_state import shipped_deploy_path
 from adstream.local.layout import LISTEN_HOST
 from adstream.local.ports import port_free
-from adstream.local.processes import stop
+from adstream.local.processes import spawn_detached, stop, wait_ready
 
 DEFAULT_PORT = 9090
 DEFAULT_API_TARGET = f"{LISTEN_HOST}:8080"
@@ -159,25 +157,12 @@ class LocalPrometheus:
             f"--web.listen-address={LISTEN_HOST}:{self.port}",
             "--storage.tsdb.retention.time=7d",
         ]
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # outlives the CLI; not killed by the shell's Ctrl-C
-            )
+        process = spawn_detached(command, self.log_file)
         self.pid_file.write_text(f"{process.pid} {self.port}\n")
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self.ready():
-            if process.poll() is not None:
-                raise MonitorError(
-                    f"prometheus exited with code {process.returncode}; see {self.log_file}"
-                )
-            if time.monotonic() > deadline:
-                self.down()
-                raise MonitorError(f"prometheus not ready in {START_TIMEOUT_S:.0f}s")
-            time.sleep(0.1)
+        failure = wait_ready(process, self.ready, START_TIMEOUT_S)
+        if failure is not None:
+            self.down()
+            raise MonitorError(f"prometheus {failure}; see {self.log_file}")
         return process.pid
 
     def down(self) -> bool:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import http.client
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 from adstream.local.layout import LISTEN_HOST
 from adstream.local.monitor import MonitorError
 from adstream.local.ports import port_free
-from adstream.local.processes import stop
+from adstream.local.processes import spawn_detached, stop, wait_ready
 
 DEFAULT_NODE_PORT = 9100
 BINARY = "prometheus-node-exporter"
@@ -102,25 +100,12 @@ class LocalNodeExporter:
             "--collector.disable-defaults",
             *(f"--collector.{name}" for name in COLLECTORS),
         ]
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # outlives the CLI, like Prometheus
-            )
+        process = spawn_detached(command, self.log_file)
         self.pid_file.write_text(f"{process.pid} {self.port}\n")
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self.ready():
-            if process.poll() is not None:
-                raise NodeExporterError(
-                    f"node exporter exited with code {process.returncode}; see {self.log_file}"
-                )
-            if time.monotonic() > deadline:
-                self.down()
-                raise NodeExporterError(f"node exporter not ready in {START_TIMEOUT_S:.0f}s")
-            time.sleep(0.1)
+        failure = wait_ready(process, self.ready, START_TIMEOUT_S)
+        if failure is not None:
+            self.down()
+            raise NodeExporterError(f"node exporter {failure}; see {self.log_file}")
         return process.pid
 
     def down(self) -> bool:

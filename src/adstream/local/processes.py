@@ -1,12 +1,15 @@
-"""Whether a background process (the broker, Prometheus) is still running, and waiting for
-it to stop: a zombie whose threads have all ended counts as stopped, and our own exited
-children are reaped."""
+"""The local background processes (brokers, Prometheus, the node exporter, the registry,
+Kafka Connect): starting one detached with its output in a log, waiting until it answers,
+whether it still runs, and stopping it. A zombie whose threads have all ended counts as
+stopped, and our own exited children are reaped."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -50,3 +53,41 @@ def stop(pid: int, timeout: float) -> None:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         wait_exit(pid, timeout)
+
+
+def spawn_detached(
+    command: Sequence[str],
+    log_file: Path,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `command` in its own session (it outlives the CLI and is not killed by the
+    shell's Ctrl-C), its stdout and stderr appended to `log_file`."""
+    with log_file.open("ab") as log:
+        return subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    timeout: float,
+    poll_s: float = 0.1,
+) -> str | None:
+    """None once `ready()` is true; else why not: the process exited, or `timeout` passed."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            return f"exited with code {process.returncode}"
+        if time.monotonic() > deadline:
+            return f"did not answer within {timeout:.0f}s"
+        time.sleep(poll_s)
+    return None

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -27,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 from adstream.local.jars import ProgressFn
 from adstream.local.layout import LISTEN_HOST
 from adstream.local.ports import port_free
-from adstream.local.processes import alive, wait_exit
+from adstream.local.processes import alive, spawn_detached, stop, wait_ready
 from adstream.local.registry_dist import RegistryDistribution
 from adstream.local.toolchain import find_java_at_least
 
@@ -222,16 +218,7 @@ class LocalRegistry:
         if self.storage is not None:
             env["APICURIO_DATASOURCE_PASSWORD"] = self.storage.password
         log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                self.command(java),
-                cwd=self.dist.home,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # outlives the CLI; not killed by the shell's Ctrl-C
-            )
+        process = spawn_detached(self.command(java), self.log_file, cwd=self.dist.home, env=env)
         state = RunningRegistry(
             process.pid,
             self.port,
@@ -242,20 +229,13 @@ class LocalRegistry:
         )
         self.state_file.write_text(json.dumps(asdict(state)))
         say(f"Starting Apicurio Registry {self.dist.version} on {self.url}")
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self.answers():
-            if process.poll() is not None:
-                raise RegistryError(
-                    f"the registry exited with code {process.returncode}:\n"
-                    f"{self._log_tail(log_start)}\n(full log: {self.log_file})"
-                )
-            if time.monotonic() > deadline:
+        failure = wait_ready(process, self.answers, START_TIMEOUT_S, poll_s=0.2)
+        if failure is not None:
+            if process.poll() is None:
                 self.down()
-                raise RegistryError(
-                    f"the registry did not answer within {START_TIMEOUT_S:.0f}s; "
-                    f"see {self.log_file}"
-                )
-            time.sleep(0.2)
+            raise RegistryError(
+                f"the registry {failure}:\n{self._log_tail(log_start)}\n(full log: {self.log_file})"
+            )
         self._set_compatibility()
         return self.status()
 
@@ -268,11 +248,7 @@ class LocalRegistry:
         if state is None:
             self.state_file.unlink(missing_ok=True)
             return False
-        os.kill(state.pid, signal.SIGTERM)
-        if not wait_exit(state.pid, STOP_TIMEOUT_S):
-            with suppress(ProcessLookupError):
-                os.kill(state.pid, signal.SIGKILL)
-            wait_exit(state.pid, STOP_TIMEOUT_S)
+        stop(state.pid, STOP_TIMEOUT_S)
         self.state_file.unlink(missing_ok=True)
         return True
 

@@ -3,12 +3,13 @@ ended first (a JVM between the start and the end of its exit still holds its soc
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from adstream.local.processes import alive, stop, wait_exit
+from adstream.local.processes import alive, spawn_detached, stop, wait_exit, wait_ready
 
 _LEADER_EXITS_FIRST = """
 import ctypes, sys, threading, time
@@ -56,3 +57,18 @@ def test_stop_kills_what_ignores_sigterm() -> None:
     assert proc.stdout.readline() == b"ready\n"
     stop(proc.pid, 0.5)
     assert not alive(proc.pid)
+
+
+def test_wait_ready_says_why_a_detached_process_is_not_ready(tmp_path: Path) -> None:
+    log = tmp_path / "out.log"
+    failing = spawn_detached([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], log)
+    assert wait_ready(failing, lambda: False, timeout=10) == "exited with code 3"
+    assert "boom" in log.read_text()  # its output went to the log
+    sleeping = spawn_detached([sys.executable, "-c", "import time; time.sleep(30)"], log)
+    try:
+        assert os.getsid(sleeping.pid) == sleeping.pid  # in a session of its own
+        assert wait_ready(sleeping, lambda: False, timeout=0.3) == "did not answer within 0s"
+        assert wait_ready(sleeping, lambda: True, timeout=0.3) is None
+    finally:
+        stop(sleeping.pid, 5)
+    assert not alive(sleeping.pid)
