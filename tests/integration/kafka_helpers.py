@@ -6,6 +6,7 @@ import logging
 import socket
 import ssl
 import struct
+import time
 import uuid
 from pathlib import Path
 
@@ -98,6 +99,28 @@ def consume_at(config: dict[str, object], topic: str, partition: int, offset: in
         assert message is not None, "nothing consumed within 20 s"
         assert message.error() is None, message.error()
         return message
+    finally:
+        consumer.close()
+
+
+def admin_consumer(broker: LocalBroker, group: str = "adstream-test-reader") -> Consumer:
+    """A consumer as the admin principal, committing nothing (reads any topic)."""
+    config = client_config(broker, principal="admin")
+    return Consumer({**config, "group.id": group, "enable.auto.commit": False})
+
+
+def read_all(broker: LocalBroker, topic: str, count: int, timeout: float = 20) -> list[Message]:
+    """Up to `count` records of partition 0 of `topic` from the start (fewer after `timeout`)."""
+    consumer = admin_consumer(broker)
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        got: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                got.append(message)
+        return got
     finally:
         consumer.close()
 

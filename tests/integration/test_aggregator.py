@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from prometheus_client import generate_latest
 
 from adstream.aggregate.dead_letters import REASON_HEADER
@@ -21,7 +19,7 @@ from tests.integration.aggregate_helpers import (
     send_event,
     wait_until,
 )
-from tests.integration.kafka_helpers import client_config
+from tests.integration.kafka_helpers import admin_consumer, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +111,7 @@ def test_bad_records_go_to_the_dead_letter_topic_with_the_reason(
             lambda: running.counted("dead_letter") == len(bad) and running.counted("counted") == 1
         )
     assert list(store.totals()) == [("AD7", T0, 1, 0)]
-    letters = _read_all(broker, topic.dead_letters, len(bad))
+    letters = read_all(broker, topic.dead_letters, len(bad))
     assert [m.value() for m in letters] == bad
     reasons = [dict(m.headers())[REASON_HEADER].decode() for m in letters]
     assert reasons[0].startswith("not JSON")
@@ -125,7 +123,7 @@ def test_bad_records_go_to_the_dead_letter_topic_with_the_reason(
 
 
 def _end_offsets(broker: LocalBroker, topic: str) -> dict[int, int]:
-    consumer = _admin_consumer(broker)
+    consumer = admin_consumer(broker)
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {
@@ -133,25 +131,5 @@ def _end_offsets(broker: LocalBroker, topic: str) -> dict[int, int]:
             for p in partitions
         }
         return {p: end for p, end in ends.items() if end > 0}
-    finally:
-        consumer.close()
-
-
-def _admin_consumer(broker: LocalBroker) -> Consumer:
-    config = client_config(broker, principal="admin")
-    return Consumer({**config, "group.id": "adstream-test-reader", "enable.auto.commit": False})
-
-
-def _read_all(broker: LocalBroker, topic: str, count: int) -> list:  # type: ignore[type-arg]
-    consumer = _admin_consumer(broker)
-    try:
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        got = []
-        deadline = time.monotonic() + 20
-        while len(got) < count and time.monotonic() < deadline:
-            message = consumer.poll(1)
-            if message is not None and message.error() is None:
-                got.append(message)
-        return got
     finally:
         consumer.close()

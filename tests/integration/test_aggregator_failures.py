@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Message, Producer, TopicPartition
 from confluent_kafka.admin import (
     AclBindingFilter,
     AclOperation,
@@ -58,7 +58,7 @@ from tests.integration.aggregate_helpers import (
     private_topic,
     wait_until,
 )
-from tests.integration.kafka_helpers import allow, client_config
+from tests.integration.kafka_helpers import admin_consumer, allow, read_all
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -103,29 +103,6 @@ class Sent:
 
     def totals(self, exclude: frozenset[str] = frozenset()) -> list[tuple[str, int, int, int]]:
         return sorted((ad, m, n, 0) for (ad, m), n in self.counts.items() if ad not in exclude)
-
-
-def _admin_consumer(broker: LocalBroker, group: str = "adstream-test-reader") -> Consumer:
-    config = client_config(broker, principal="admin")
-    return Consumer({**config, "group.id": group, "enable.auto.commit": False})
-
-
-def _read_all(broker: LocalBroker, topic: str, count: int) -> list[Message]:
-    consumer = _admin_consumer(broker)
-    try:
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        got: list[Message] = []
-        wait_until(lambda: _poll_into(consumer, got) >= count, timeout=20)
-        return got
-    finally:
-        consumer.close()
-
-
-def _poll_into(consumer: Consumer, got: list[Message]) -> int:
-    message = consumer.poll(0.5)
-    if message is not None and message.error() is None:
-        got.append(message)
-    return len(got)
 
 
 def _dead_letter_acls(topic: PrivateTopic, op: AclOperation) -> AclBindingFilter:
@@ -248,7 +225,7 @@ def test_partition_whose_dead_letter_is_refused_blocks_alone_and_resumes_when_al
         assert running.aggregator.readiness()[0]
     assert running.counted("dead_letter") == 1
     assert list(store.totals()) == sent.totals()
-    letters = _read_all(broker, topic.dead_letters, 1)
+    letters = read_all(broker, topic.dead_letters, 1)
     assert [m.value() for m in letters] == [b"not json"]
     assert dict(letters[0].headers() or [])["dlq.original.offset"] == str(bad_offset).encode()
     assert store.load_offsets(topic.topic)[1] == bad_offset + 3
@@ -271,7 +248,7 @@ def test_record_too_large_for_the_dead_letter_topic_is_written_by_reference(
         assert running.metrics.blocked_partitions._value.get() == 0
         assert running.metrics.dead_letters_by_reference._value.get() == 1
     assert list(store.totals()) == sent.totals()
-    letters = {_coordinates(m): m for m in _read_all(broker, topic.dead_letters, 2)}
+    letters = {_coordinates(m): m for m in read_all(broker, topic.dead_letters, 2)}
     assert letters[(2, small_offset)].value() == b"small and bad"  # kept whole: it fits
     by_reference = letters[(1, huge_offset)]
     assert by_reference.value() is None
@@ -382,7 +359,7 @@ def test_stale_batch_commits_no_offsets_to_kafka(
     with RunningAggregator(broker, topic, stale_store) as running:
         # Re-read again and again: each refusal seeks back instead of moving on.
         wait_until(lambda: running.metrics.stale_batches._value.get() >= 3)
-    reader = _admin_consumer(broker, topic.group)
+    reader = admin_consumer(broker, topic.group)
     try:
         committed = reader.committed([TopicPartition(topic.topic, p) for p in range(3)], 10)
     finally:

@@ -29,7 +29,7 @@ from tests.integration.aggregate_helpers import (
     send_event,
     wait_until,
 )
-from tests.integration.test_aggregator import _read_all
+from tests.integration.kafka_helpers import read_all
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,7 @@ def test_a_future_client_clock_cannot_reopen_duplicates(
         wait_until(lambda: running.counted("duplicate") == 1)
     assert _impressions(store, "AD1") == 1
     assert _impressions(store, "AD2") == 0
-    (letter,) = _read_all(broker, topic.dead_letters, 1)
+    (letter,) = read_all(broker, topic.dead_letters, 1)
     assert "in the future" in dict(letter.headers())[REASON_HEADER].decode()
 
 

@@ -44,7 +44,7 @@ from tests.integration.aggregate_helpers import (
     send_event,
     wait_until,
 )
-from tests.integration.test_aggregator import _admin_consumer, _read_all
+from tests.integration.kafka_helpers import admin_consumer, read_all
 from tests.support.ports import free_port
 from tests.support.postgres import PostgresServer
 
@@ -66,7 +66,7 @@ def _api(broker: LocalBroker, topic: str, encoder: RegistryEncoder) -> TestClien
 
 def _records(broker: LocalBroker, topic: str, count: int) -> list[Message]:
     """`count` records from every partition of `topic` (or fewer after 20 s)."""
-    consumer = _admin_consumer(broker)
+    consumer = admin_consumer(broker)
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
@@ -223,7 +223,7 @@ def test_framed_records_no_schema_reads_are_dead_letters_kept_byte_for_byte(
     assert producer.flush(20) == 0
     with RunningAggregator(broker, topic, store, framed=RegistryDecoder(client)) as running:
         wait_until(lambda: running.counted("dead_letter") == 2 and running.counted("counted") == 1)
-    letters = _read_all(broker, topic.dead_letters, 2)
+    letters = read_all(broker, topic.dead_letters, 2)
     assert [letter.value() for letter in letters] == [unknown, truncated]
     reasons = [dict(letter.headers())[REASON_HEADER].decode() for letter in letters]
     assert reasons[0] == (
