@@ -54,7 +54,8 @@ MANAGED_RULE_GROUPS = (
     "AWSManagedRulesKnownBadInputsRuleSet",
     "AWSManagedRulesAmazonIpReputationList",
 )
-"""AWS managed rule groups evaluated after the rate rule (no extra charge per group)."""
+"""AWS managed rule groups evaluated after the rate rule (free groups; each is billed as one
+rule of the WebACL)."""
 DENY_ALL_FUNCTION = (
     "function handler(event) {\n  return {statusCode: 404, statusDescription: 'Not Found'};\n}\n"
 )
@@ -349,7 +350,7 @@ class CloudFrontPixels(Construct):
         )
         if profile.network.egress is not Egress.NAT:
             vpc_origin.node.add_dependency(self._internet_gateway(vpc))
-        self._admit_vpc_origin(vpc, load_balancer, port, vpc_origin)
+        self._admit_vpc_origin(vpc, load_balancer, port)
 
     def _internet_gateway(self, vpc: ec2.IVpc) -> ec2.CfnVPCGatewayAttachment:
         """CloudFront accepts a VPC origin only in a VPC with an internet gateway attached.
@@ -361,15 +362,13 @@ class CloudFrontPixels(Construct):
         )
 
     def _admit_vpc_origin(
-        self,
-        vpc: ec2.IVpc,
-        load_balancer: elbv2.ApplicationLoadBalancer,
-        port: int,
-        vpc_origin: cloudfront.CfnVpcOrigin,
+        self, vpc: ec2.IVpc, load_balancer: elbv2.ApplicationLoadBalancer, port: int
     ) -> None:
         """The internal load balancer's group admits CloudFront's VPC-origin group on the
-        listener port only. CloudFront creates that group with the VPC origin and
-        CloudFormation has no attribute for it, so a lookup runs once the origin exists."""
+        listener port only. CloudFront creates that group itself and CloudFormation has no
+        attribute for it, so a lookup reads it once the distribution is deployed. (The ALB's
+        VPC-CIDR rule admits those interfaces too, unless `clients.api_allowed_cidrs`
+        narrows it; this rule does not depend on that.)"""
         lookup = cr.AwsCustomResource(
             self,
             "VpcOriginGroup",
@@ -390,7 +389,8 @@ class CloudFrontPixels(Construct):
             ),
             install_latest_aws_sdk=False,
         )
-        lookup.node.add_dependency(vpc_origin)
+        # CloudFront may create the group only while it deploys the distribution (CDK's docs).
+        lookup.node.add_dependency(self.distribution)
         acknowledge(
             lookup,
             "AwsSolutions-IAM5[Resource::*]",
@@ -533,6 +533,7 @@ class PublicPixels(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         mode = profile.public_pixels.mode
+        assert mode is not PixelMode.NONE, "built only for a public mode"
         self.cloudfront: CloudFrontPixels | None = None
         self.public_alb: PublicAlbPixels | None = None
         self.edge: PixelEdgeStack | None = None
