@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +119,54 @@ def asset_profile(root: Path, marker: str = "1") -> Profile:
     return parse_profile(data, "asset")
 
 
+PIXEL_RATE_LIMIT = 1200
+EDGE_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-5555-6666-7777-8888"
+
+
+def pixels_cloudfront_profile() -> Profile:
+    """dev (no NAT, plain HTTP inside the VPC) with the public pixel path on CloudFront:
+    its WebACL in a second stack in us-east-1."""
+    data = shipped_data("dev")
+    data["public_pixels"] = {"mode": "cloudfront", "rate_limit_per_5min": PIXEL_RATE_LIMIT}
+    return parse_profile(data, "pixels-cloudfront")
+
+
+def pixels_edge_tls_profile() -> Profile:
+    """complete moved to us-east-1 (the WebACL stays in the main stack), with HTTPS all the
+    way: the internal load balancer's certificate and CloudFront's own domain."""
+    data = complete_profile().model_dump(mode="json", by_alias=True, exclude_none=True)
+    data.update(name="pixels-edge-tls", region="us-east-1")
+    data["clients"]["certificate_arn"] = EDGE_CERTIFICATE
+    data["clients"]["database_secret_arn"] = DATABASE.replace("eu-west-1", "us-east-1")
+    data["public_pixels"] = {
+        "mode": "cloudfront",
+        "rate_limit_per_5min": PIXEL_RATE_LIMIT,
+        "domain_names": ["px.example.com"],
+        "certificate_arn": EDGE_CERTIFICATE,
+        "origin_domain_name": "ingest.internal.example.com",
+    }
+    return parse_profile(data, "pixels-edge-tls")
+
+
+def pixels_alb_profile() -> Profile:
+    """prod with the public pixel path on a second, internet-facing load balancer."""
+    data = shipped_data("prod")
+    data["public_pixels"] = {
+        "mode": "public-alb",
+        "rate_limit_per_5min": PIXEL_RATE_LIMIT,
+        "certificate_arn": CERTIFICATE,
+    }
+    return parse_profile(data, "pixels-alb")
+
+
 VARIANTS = {
     "variant": variant_profile,
     "dev-next-kafka": next_kafka_profile,
     "complete": complete_profile,
     "avro": avro_profile,
+    "pixels-cloudfront": pixels_cloudfront_profile,
+    "pixels-edge-tls": pixels_edge_tls_profile,
+    "pixels-alb": pixels_alb_profile,
 }
 
 
@@ -145,6 +188,9 @@ class Synth:
     profile: Profile
     result: SynthResult
     template: dict[str, Any]
+    """The profile's main stack."""
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Further stacks by name (e.g. the public pixels' `<stack>-edge` in us-east-1)."""
 
     def resources(self, type_: str) -> dict[str, dict[str, Any]]:
         return {k: r for k, r in self.template["Resources"].items() if r["Type"] == type_}
@@ -205,8 +251,12 @@ class SynthCache:
         if name not in self._done:
             profile = profile_named(name, self._root)
             result = synthesize(profile, self._root / name, strict=False)
-            (template,) = result.templates
-            self._done[name] = Synth(profile, result, json.loads(template.read_text()))
+            templates = {
+                path.name.removesuffix(".template.json"): json.loads(path.read_text())
+                for path in result.templates
+            }
+            main = templates.pop(profile.stack_name)
+            self._done[name] = Synth(profile, result, main, templates)
         return self._done[name]
 
 

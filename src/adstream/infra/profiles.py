@@ -319,6 +319,105 @@ class WarehouseProfile(_Model):
     )
 
 
+class PixelMode(StrEnum):
+    """The public entry for browsers (`/pixel.gif`, the signed single-event routes)."""
+
+    NONE = "none"
+    CLOUDFRONT = "cloudfront"
+    PUBLIC_ALB = "public-alb"
+
+
+_DOMAIN = r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+_ACM_ARN = r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate/[0-9a-f-]+$"
+
+
+class PublicPixelsProfile(_Model):
+    """The public path for pixels behind AWS WAF; the ingest ALB itself stays internal."""
+
+    mode: PixelMode = Field(
+        default=PixelMode.NONE,
+        description="none: nothing public; cloudfront: a distribution with a VPC origin to the "
+        "internal load balancer, WAF in us-east-1 (a small second stack); public-alb: a "
+        "second, internet-facing load balancer in the public subnets with a regional WAF",
+    )
+    rate_limit_per_5min: int = Field(
+        default=2000,
+        ge=10,
+        le=2_000_000_000,
+        description="AWS WAF rate-based rule: requests per client IP per 5 minutes, then 403",
+    )
+    domain_names: tuple[Annotated[str, Field(pattern=_DOMAIN)], ...] = Field(
+        default=(), description="cloudfront: alternate names (CNAMEs); needs certificate_arn"
+    )
+    certificate_arn: str | None = Field(
+        default=None,
+        pattern=_ACM_ARN,
+        description="cloudfront: an ACM certificate in us-east-1 for domain_names; "
+        "public-alb: one in the profile's region (HTTPS 443, else HTTP 80)",
+    )
+    origin_domain_name: str | None = Field(
+        default=None,
+        pattern=_DOMAIN,
+        description="cloudfront with clients.certificate_arn: the name the internal load "
+        "balancer's certificate covers; CloudFront sends it as SNI and checks the certificate",
+    )
+
+    def problems(self, profile: Profile) -> list[str]:
+        """What the profile's other settings make impossible for this mode."""
+        out: list[str] = []
+        where = "public_pixels"
+        if self.mode is PixelMode.NONE:
+            for name in ("domain_names", "certificate_arn", "origin_domain_name"):
+                if getattr(self, name):
+                    out.append(f"{where}.{name}: set, but {where}.mode is none")
+            return out
+        cert_region = _arn_region(self.certificate_arn)
+        if self.mode is PixelMode.CLOUDFRONT:
+            if cert_region not in (None, "us-east-1"):
+                out.append(
+                    f"{where}.certificate_arn: CloudFront takes ACM certificates from "
+                    f"us-east-1 only, not {cert_region}"
+                )
+            if bool(self.domain_names) != bool(self.certificate_arn):
+                out.append(f"{where}.domain_names: and certificate_arn go together")
+            internal_https = profile.clients.certificate_arn is not None
+            if internal_https and not self.origin_domain_name:
+                out.append(
+                    f"{where}.origin_domain_name: required: the internal load balancer "
+                    "listens on HTTPS (clients.certificate_arn), and CloudFront checks its "
+                    "certificate against this name"
+                )
+            if self.origin_domain_name and not internal_https:
+                out.append(
+                    f"{where}.origin_domain_name: set, but the internal load balancer "
+                    "listens on HTTP (no clients.certificate_arn)"
+                )
+            return out
+        if cert_region not in (None, profile.region):
+            out.append(
+                f"{where}.certificate_arn: a load balancer takes certificates from its own "
+                f"region ({profile.region}), not {cert_region}"
+            )
+        for name in ("domain_names", "origin_domain_name"):
+            if getattr(self, name):
+                out.append(f"{where}.{name}: for mode cloudfront only")
+        if profile.network.egress is not Egress.NAT:
+            out.append(
+                f"{where}.mode: public-alb needs public subnets, which only "
+                "network.egress nat creates (or use mode cloudfront: no public subnet)"
+            )
+        if profile.environment is Environment.PROD and not self.certificate_arn:
+            out.append(
+                f"{where}.certificate_arn: prod profiles refuse a public load balancer on "
+                "plain HTTP"
+            )
+        return out
+
+
+def _arn_region(arn: str | None) -> str | None:
+    return arn.split(":")[3] if arn else None
+
+
 class Profile(_Model):
     """One deployment: where, how big, and which security modes."""
 
@@ -338,6 +437,7 @@ class Profile(_Model):
     database: DatabaseProfile = DatabaseProfile()
     schema_: SchemaProfile = Field(default=SchemaProfile(), alias="schema")
     warehouse: WarehouseProfile = WarehouseProfile()
+    public_pixels: PublicPixelsProfile = PublicPixelsProfile()
 
     @property
     def stack_name(self) -> str:
@@ -379,6 +479,7 @@ class Profile(_Model):
             *self._scaling_problems(),
             *self._schema_problems(),
             *self._warehouse_problems(),
+            *self.public_pixels.problems(self),
         ]
         if problems:
             raise ValueError("\n".join(problems))

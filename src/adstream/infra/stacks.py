@@ -29,7 +29,8 @@ from adstream.infra.kafka_apply import (
 )
 from adstream.infra.monitoring import ClusterAlarms, OpsDashboard
 from adstream.infra.network import Network
-from adstream.infra.profiles import ClientAuth, Profile, ProfileError
+from adstream.infra.profiles import ClientAuth, PixelMode, Profile, ProfileError
+from adstream.infra.public_pixels import PublicPixels
 from adstream.infra.schema_registry import GlueSchemaRegistry
 from adstream.infra.scram import ScramUsers
 from adstream.infra.security_groups import SecurityGroups
@@ -223,6 +224,19 @@ class AdstreamStack(Stack):
             # Its topics exist (and its ACL-free IAM grants apply) once the apply has run.
             warehouse.connector.node.add_dependency(cluster.resource)
             warehouse.connector.node.add_dependency(kafka_apply.resource)
+        pixels = None
+        if profile.public_pixels.mode is not PixelMode.NONE:
+            pixels = PublicPixels(
+                self,
+                "PublicPixels",
+                profile=profile,
+                vpc=network.vpc,
+                load_balancer=services.load_balancer,
+                internal_https=services.scheme == "https",
+                api=services.api,
+            )
+            for rule in pixels.public_alb.rules if pixels.public_alb else ():
+                services.start_after(rule)  # its target group must be on a listener first
         alarms = ClusterAlarms(self, "Alarms", profile=profile)
         dashboard = OpsDashboard(
             self,
@@ -249,6 +263,8 @@ class AdstreamStack(Stack):
             CfnOutput(self, "DatabaseSecretArn", value=database.secret.secret_arn)
         if schema is not None:
             CfnOutput(self, "SchemaRegistryName", value=schema.registry_name)
+        if pixels is not None:
+            CfnOutput(self, "PublicPixelsUrl", value=pixels.url)
         if warehouse is not None:
             CfnOutput(self, "WarehouseBucket", value=warehouse.bucket.bucket_name)
             CfnOutput(self, "ConnectorArn", value=warehouse.connector.attr_connector_arn)
