@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from adstream.cli import app
 from adstream.kafka.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_NO_CHANGES
+from adstream.kafka.desired_state import QuotaEntity
 from adstream.kafka.factory import base_config, make_admin
 from adstream.kafka.quotas import QuotaClient, QuotaError
 from adstream.kafka.settings import KafkaSettings
@@ -431,3 +432,18 @@ def test_a_producer_over_its_byte_rate_quota_is_throttled(
         producer.produce(topic, b"x" * 4096)
     wait_until(lambda: producer.poll(0.1) >= 0 and any(t > 0 for t in throttled))
     producer.purge()
+
+
+def test_the_local_broker_up_applies_the_files_quotas(
+    broker: LocalBroker, prefix: str, tmp_path: Path
+) -> None:
+    """`adstream kafka up` provisions from the same file, quotas included."""
+    entity = f"client-id={prefix}-local"
+    base = tmp_path / "kafka.yaml"
+    base.write_text(yaml.safe_dump({"quotas": {entity: {"producer_byte_rate": 4096}}}))
+    (tmp_path / "kafka.local.yaml").write_text("{}\n")
+    same = LocalBroker(broker.layout, broker.dist, base_port=broker.ports.base, state_file=base)
+    same.provision()
+    admin = local_kafka_settings(broker.layout, broker.ports, "admin")
+    with QuotaClient(admin) as client:
+        assert client.describe()[QuotaEntity.parse(entity)] == {"producer_byte_rate": 4096.0}
