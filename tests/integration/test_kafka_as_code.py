@@ -404,6 +404,32 @@ def test_quotas_over_scram_and_a_principal_without_cluster_rights(
     assert "describe client quotas: ClusterAuthorizationFailedError" in str(refused.value)
 
 
+def test_a_quota_the_broker_refuses_stops_the_plan_before_anything_changes(
+    run: Run, prefix: str, broker: LocalBroker
+) -> None:
+    topic, user = f"{prefix}-kept-out", f"{prefix}-huge"
+    # A whole number, so the file accepts it, but beyond a Java long: the controller refuses.
+    state = {
+        "topics": {topic: _topic(1)},
+        "quotas": {
+            f"user={user}": {"producer_byte_rate": 1e30},
+            f"user={user}-fine": {"producer_byte_rate": 1024},
+        },
+    }
+    planned = run("plan", state)
+    assert planned.exit_code == EXIT_ERROR, planned.output
+    assert f"refused: quota user={user}: the broker refuses it: InvalidRequestError" in (
+        planned.output
+    )
+    applied = run("apply", state)
+    assert applied.exit_code == EXIT_ERROR, applied.output
+    assert topic not in broker.admin().list_topics(timeout=10).topics
+    admin = local_kafka_settings(broker.layout, broker.ports, "admin")
+    with QuotaClient(admin) as client:
+        described = client.describe()
+    assert QuotaEntity.parse(f"user={user}-fine") not in described
+
+
 def test_a_producer_over_its_byte_rate_quota_is_throttled(
     run: Run, prefix: str, broker: LocalBroker
 ) -> None:
