@@ -11,12 +11,16 @@ from typing import Any
 
 import pytest
 import yaml
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
 
+from adstream.infra.iam import APPLY_CLUSTER_ACTIONS, APPLY_QUOTA_ACTIONS, KafkaRoles
 from adstream.infra.kafka_apply import (
     DesiredStateFileError,
     apply_command,
     desired_state_files,
     desired_topics,
+    manages_quotas,
     state_digest,
 )
 from adstream.infra.kafka_apply_handler.index import ApplyTaskError, handle
@@ -128,3 +132,33 @@ def test_the_digest_follows_every_files_content(tmp_path: Path) -> None:
     before = state_digest([base, overlay])
     overlay.write_text(yaml.safe_dump({"topics": {"a": {"partitions": 2}}}))
     assert state_digest([base, overlay]) != before
+
+
+def test_manages_quotas_follows_the_merged_files(tmp_path: Path) -> None:
+    base, overlay = tmp_path / "kafka.yaml", tmp_path / "kafka.prod.yaml"
+    base.write_text("topics: {}\n")
+    overlay.write_text("users: {}\n")
+    assert not manages_quotas([base, overlay])
+    overlay.write_text("quotas:\n  client-id=<default>: {request_percentage: 50}\n")
+    assert manages_quotas([base, overlay])
+    base.write_text("quotas: {}\n")
+    overlay.write_text("quotas: null\n")  # the overlay drops the section
+    assert not manages_quotas([base, overlay])
+
+
+@pytest.mark.parametrize("quotas", [False, True], ids=["no-quotas", "quotas"])
+def test_the_apply_role_may_change_quotas_only_when_the_file_has_them(quotas: bool) -> None:
+    stack = Stack(App(), "S")
+    profile = parse_profile(shipped_data("prod"), "prod")
+    arn = "arn:aws:kafka:eu-west-1:123456789012:cluster/adstream-prod/abc-1"
+    KafkaRoles(
+        stack, "Iam", profile=profile, cluster_arn=arn, apply_topics=["t"], apply_quotas=quotas
+    )
+    (statements,) = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for k, r in Template.from_stack(stack).to_json()["Resources"].items()
+        if k.startswith("IamKafkaApplyDefaultPolicy")
+    ]
+    cluster_actions = set(statements[0]["Action"])
+    assert set(APPLY_CLUSTER_ACTIONS) <= cluster_actions
+    assert (set(APPLY_QUOTA_ACTIONS) <= cluster_actions) is quotas

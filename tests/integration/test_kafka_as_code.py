@@ -6,22 +6,28 @@ Each test owns a name prefix (topics, ACL resources, users) and sets `managed` t
 
 from __future__ import annotations
 
+import json
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import ConfigResource, ResourceType
 from typer.testing import CliRunner, Result
 
 from adstream.cli import app
 from adstream.kafka.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_NO_CHANGES
-from adstream.kafka.factory import make_admin
+from adstream.kafka.desired_state import QuotaEntity
+from adstream.kafka.factory import base_config, make_admin
+from adstream.kafka.quotas import QuotaClient, QuotaError
 from adstream.kafka.settings import KafkaSettings
 from adstream.local.broker import LocalBroker
+from adstream.local.client_configs import local_kafka_settings
 from adstream.local.layout import Listener
+from adstream.local.toolchain import find_java
 from tests.integration.aggregate_helpers import wait_until
 from tests.integration.kafka_helpers import client_config, produce_one
 
@@ -56,7 +62,9 @@ def run(tmp_path: Path, admin_config: Path, prefix: str) -> Run:
     """Write `state` as the desired-state file and run `adstream kafka COMMAND` on it."""
 
     def invoke(command: str, state: dict[str, object], *flags: str) -> Result:
-        document = {"managed": {"topics": [prefix], "acls": [prefix], "users": [prefix]}, **state}
+        # A later --kafka-config in `flags` overrides the admin's (typer keeps the last).
+        managed = {"topics": [prefix], "acls": [prefix], "users": [prefix], "quotas": [prefix]}
+        document = {"managed": managed, **state}
         path = tmp_path / "kafka.yaml"
         path.write_text(yaml.safe_dump(document))
         args = ["kafka", command, "-f", str(path), "--kafka-config", str(admin_config), *flags]
@@ -247,3 +255,221 @@ def test_an_invalid_file_names_the_entry(run: Run, prefix: str) -> None:
     result = run("plan", {"topics": {f"{prefix}-bad": {"partitions": 0, "replication_factor": 1}}})
     assert result.exit_code == EXIT_ERROR
     assert f"topics[{prefix}-bad].partitions: Input should be greater than 0" in result.output
+
+
+# ---- client quotas ---------------------------------------------------------------------------
+
+
+def _scram_admin_config(broker: LocalBroker, tmp_path: Path) -> Path:
+    """The `admin` super user over SASL/SCRAM-SHA-512 (the route MSK offers on port 9096)."""
+    path = tmp_path / "admin-scram.env"
+    path.write_text(
+        f"ADSTREAM_KAFKA_BOOTSTRAP_SERVERS={broker.ports.bootstrap(Listener.SASL_SSL)}\n"
+        "ADSTREAM_KAFKA_SECURITY=scram\n"
+        f"ADSTREAM_KAFKA_CA_FILE={broker.layout.ca_pem()}\n"
+        "ADSTREAM_KAFKA_SCRAM_USERNAME=admin\n"
+        f"ADSTREAM_KAFKA_SCRAM_PASSWORD={broker.secrets().scram_password('admin')}\n"
+    )
+    return path
+
+
+def _java_quotas(broker: LocalBroker, tmp_path: Path, entity_type: str, name: str) -> str:
+    """What Kafka's own `kafka-configs.sh --describe` (ConfigCommand, from the broker's jars,
+    as the SCRAM admin) says about one entity's quotas: checked without our code."""
+    secrets = broker.secrets()
+    props = tmp_path / "java-admin.properties"
+    props.write_text(
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="admin" password="{secrets.scram_password("admin")}";\n'
+        f"ssl.truststore.location={broker.layout.truststore_jks()}\n"
+        f"ssl.truststore.password={secrets.store_password.get_secret_value()}\n"
+        "ssl.truststore.type=JKS\n"
+    )
+    command = [
+        str(find_java()),
+        "-Xmx128m",
+        "-cp",
+        broker.dist.classpath,
+        "kafka.admin.ConfigCommand",
+        "--bootstrap-server",
+        broker.ports.bootstrap(Listener.SASL_SSL),
+        "--command-config",
+        str(props),
+        "--describe",
+        "--entity-type",
+        entity_type,
+        "--entity-name",
+        name,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _quota_values(described: str) -> dict[str, float]:
+    """`Quota configs for user-principal 'x' are a=1.0, b=2.0` -> {a: 1.0, b: 2.0}."""
+    _, _, values = described.strip().partition(" are ")
+    pairs = (item.split("=") for item in values.split(", ") if "=" in item)
+    return {key.strip(): float(value) for key, value in pairs}
+
+
+def test_quotas_plan_apply_verify_with_kafka_configs_then_nothing(
+    run: Run, prefix: str, broker: LocalBroker, tmp_path: Path
+) -> None:
+    user, client = f"{prefix}-svc", f"{prefix}-ingest"
+    state = {
+        "quotas": {
+            f"user={user}": {"producer_byte_rate": 1048576, "consumer_byte_rate": 2097152},
+            f"user={user},client-id={client}": {"request_percentage": 12.5},
+        }
+    }
+    planned = run("plan", state)
+    assert planned.exit_code == EXIT_CHANGES, planned.output
+    assert _change_lines(planned.output) == [
+        f"+ quota user={user}: consumer_byte_rate = 2097152, producer_byte_rate = 1048576",
+        f"+ quota user={user},client-id={client}: request_percentage = 12.5",
+    ]
+    assert "Plan: 2 to add, 0 to change, 0 to destroy." in planned.output
+
+    applied = run("apply", state)
+    assert applied.exit_code == 0, applied.output
+    assert "Applied 2 change(s)." in applied.output
+
+    assert _quota_values(_java_quotas(broker, tmp_path, "users", user)) == {
+        "producer_byte_rate": 1048576.0,
+        "consumer_byte_rate": 2097152.0,
+    }
+    again = run("plan", state)
+    assert again.exit_code == EXIT_NO_CHANGES, again.output
+
+
+def test_a_quota_change_is_planned_exactly_and_removals_need_allow_delete(
+    run: Run, prefix: str, broker: LocalBroker, tmp_path: Path
+) -> None:
+    user = f"{prefix}-svc"
+    entity = f"user={user}"
+    before = {"quotas": {entity: {"producer_byte_rate": 1024, "consumer_byte_rate": 4096}}}
+    assert run("apply", before).exit_code == 0
+    after = {"quotas": {entity: {"producer_byte_rate": 2048}}}
+
+    planned = run("plan", after)
+    assert planned.exit_code == EXIT_CHANGES, planned.output
+    assert _change_lines(planned.output) == [
+        f"~ quota {entity}",
+        "    ~ producer_byte_rate: 1024 -> 2048",
+    ]
+    assert f"{entity} (consumer_byte_rate)" in planned.output  # skipped, not removed
+    assert run("apply", after).exit_code == 0
+    assert _quota_values(_java_quotas(broker, tmp_path, "users", user)) == {
+        "producer_byte_rate": 2048.0,
+        "consumer_byte_rate": 4096.0,
+    }
+
+    removal = run("plan", after, "--allow-delete")
+    assert _change_lines(removal.output) == [
+        f"~ quota {entity}",
+        "    - consumer_byte_rate (was 4096)",
+    ]
+    assert run("apply", after, "--allow-delete").exit_code == 0
+    assert run("plan", after).exit_code == EXIT_NO_CHANGES
+
+    # The entity gone from the file: kept without --allow-delete, removed with it.
+    empty: dict[str, object] = {"quotas": {}}
+    kept = run("plan", empty)
+    assert kept.exit_code == EXIT_NO_CHANGES, kept.output
+    assert "quotas not in the file (--allow-delete removes them)" in kept.output
+    gone = run("plan", empty, "--allow-delete")
+    assert _change_lines(gone.output) == [f"- quota {entity} (producer_byte_rate = 2048)"]
+    assert run("apply", empty, "--allow-delete").exit_code == 0
+    assert _quota_values(_java_quotas(broker, tmp_path, "users", user)) == {}
+    assert run("plan", empty, "--allow-delete").exit_code == EXIT_NO_CHANGES
+
+
+def test_quotas_over_scram_and_a_principal_without_cluster_rights(
+    run: Run, prefix: str, broker: LocalBroker, tmp_path: Path
+) -> None:
+    state = {"quotas": {f"client-id={prefix}-app": {"controller_mutation_rate": 10}}}
+    scram = str(_scram_admin_config(broker, tmp_path))
+    planned = run("plan", state, "--kafka-config", scram)
+    assert planned.exit_code == EXIT_CHANGES, planned.output
+    assert run("apply", state, "--kafka-config", scram).exit_code == 0
+    assert run("plan", state).exit_code == EXIT_NO_CHANGES  # and read back over mutual TLS
+
+    # The plaintext listener's ANONYMOUS may not describe cluster configs: a clear error.
+    # (Through the client directly: `plan` as ANONYMOUS stops earlier, at the SCRAM users.)
+    anonymous = KafkaSettings(bootstrap_servers=(broker.ports.bootstrap(Listener.PLAINTEXT),))
+    with QuotaClient(anonymous) as client, pytest.raises(QuotaError) as refused:
+        client.describe()
+    assert "describe client quotas: ClusterAuthorizationFailedError" in str(refused.value)
+
+
+def test_a_quota_the_broker_refuses_stops_the_plan_before_anything_changes(
+    run: Run, prefix: str, broker: LocalBroker
+) -> None:
+    topic, user = f"{prefix}-kept-out", f"{prefix}-huge"
+    # A whole number, so the file accepts it, but beyond a Java long: the controller refuses.
+    state = {
+        "topics": {topic: _topic(1)},
+        "quotas": {
+            f"user={user}": {"producer_byte_rate": 1e30},
+            f"user={user}-fine": {"producer_byte_rate": 1024},
+        },
+    }
+    planned = run("plan", state)
+    assert planned.exit_code == EXIT_ERROR, planned.output
+    assert f"refused: quota user={user}: the broker refuses it: InvalidRequestError" in (
+        planned.output
+    )
+    applied = run("apply", state)
+    assert applied.exit_code == EXIT_ERROR, applied.output
+    assert topic not in broker.admin().list_topics(timeout=10).topics
+    admin = local_kafka_settings(broker.layout, broker.ports, "admin")
+    with QuotaClient(admin) as client:
+        described = client.describe()
+    assert QuotaEntity.parse(f"user={user}-fine") not in described
+
+
+def test_a_producer_over_its_byte_rate_quota_is_throttled(
+    run: Run, prefix: str, broker: LocalBroker
+) -> None:
+    topic, client = f"{prefix}-throttled", f"{prefix}-slow"
+    state = {
+        "topics": {topic: _topic(1)},
+        "quotas": {f"client-id={client}": {"producer_byte_rate": 1024}},
+    }
+    assert run("apply", state).exit_code == 0
+    throttled: list[int] = []
+
+    def on_stats(raw: str) -> None:
+        stats = json.loads(raw)
+        throttled.extend(b["throttle"]["max"] for b in stats["brokers"].values())
+
+    settings = local_kafka_settings(broker.layout, broker.ports, "admin").model_copy(
+        update={"client_id": client}
+    )
+    config = dict(base_config(settings)) | {
+        "statistics.interval.ms": 100,
+        "stats_cb": on_stats,
+        "linger.ms": 0,
+    }
+    producer = Producer(config)
+    for _ in range(16):  # 64 KiB against 1 KiB/s: the broker answers with a throttle time
+        producer.produce(topic, b"x" * 4096)
+    wait_until(lambda: producer.poll(0.1) >= 0 and any(t > 0 for t in throttled))
+    producer.purge()
+
+
+def test_the_local_broker_up_applies_the_files_quotas(
+    broker: LocalBroker, prefix: str, tmp_path: Path
+) -> None:
+    """`adstream kafka up` provisions from the same file, quotas included."""
+    entity = f"client-id={prefix}-local"
+    base = tmp_path / "kafka.yaml"
+    base.write_text(yaml.safe_dump({"quotas": {entity: {"producer_byte_rate": 4096}}}))
+    (tmp_path / "kafka.local.yaml").write_text("{}\n")
+    same = LocalBroker(broker.layout, broker.dist, base_port=broker.ports.base, state_file=base)
+    same.provision()
+    admin = local_kafka_settings(broker.layout, broker.ports, "admin")
+    with QuotaClient(admin) as client:
+        assert client.describe()[QuotaEntity.parse(entity)] == {"producer_byte_rate": 4096.0}

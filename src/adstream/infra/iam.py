@@ -58,6 +58,13 @@ APPLY_CLUSTER_ACTIONS = (
     "kafka-cluster:DescribeCluster",
     "kafka-cluster:AlterCluster",
 )
+# Client quotas, only when the desired state has a `quotas` section: MSK authorizes
+# DescribeClientQuotas / AlterClientQuotas as Kafka's DESCRIBE_CONFIGS / ALTER_CONFIGS on the
+# cluster, i.e. these two actions.
+APPLY_QUOTA_ACTIONS = (
+    "kafka-cluster:DescribeClusterDynamicConfiguration",
+    "kafka-cluster:AlterClusterDynamicConfiguration",
+)
 APPLY_TOPIC_ACTIONS = (
     "kafka-cluster:CreateTopic",
     "kafka-cluster:DescribeTopic",
@@ -93,7 +100,8 @@ def kafka_name_pattern(cluster_name: str, kind: str, name: str | None = None) ->
 
 class KafkaRoles(Construct):
     """Producer and aggregator task roles, the deploy-time apply's role (when `apply_topics`
-    is given) and an operator admin role."""
+    is given; with `apply_quotas` it may also read and change client quotas) and an operator
+    admin role."""
 
     def __init__(
         self,
@@ -103,6 +111,7 @@ class KafkaRoles(Construct):
         profile: Profile,
         cluster_arn: str,
         apply_topics: list[str] | None = None,
+        apply_quotas: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         name, topic = profile.cluster.name, profile.topic
@@ -135,8 +144,9 @@ class KafkaRoles(Construct):
             )
             # Name patterns, not the cluster's ARN: the apply runs right after the cluster
             # exists, and a policy created only then could still be propagating.
+            cluster_actions = APPLY_CLUSTER_ACTIONS + (APPLY_QUOTA_ACTIONS if apply_quotas else ())
             patterns: list[tuple[tuple[str, ...], str]] = [
-                (APPLY_CLUSTER_ACTIONS, kafka_name_pattern(name, "cluster"))
+                (cluster_actions, kafka_name_pattern(name, "cluster"))
             ]
             patterns += [
                 (APPLY_TOPIC_ACTIONS, kafka_name_pattern(name, "topic", topic))

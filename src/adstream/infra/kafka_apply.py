@@ -61,6 +61,17 @@ def desired_topics(files: list[Path]) -> list[str]:
     return sorted(names)
 
 
+def manages_quotas(files: list[Path]) -> bool:
+    """Whether the merged desired state has a `quotas` section (then the apply reads and
+    changes client quotas, and its role needs the cluster's dynamic-configuration actions)."""
+    present = False
+    for path in files:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if "quotas" in document:
+            present = document["quotas"] is not None  # an overlay's `quotas: null` drops it
+    return present
+
+
 def topic_partitions(files: list[Path], topic: str) -> int | None:
     """`topic`'s partition count in the merged desired state (a later overlay wins)."""
     found = None

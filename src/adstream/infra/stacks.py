@@ -25,6 +25,7 @@ from adstream.infra.kafka_apply import (
     KafkaApply,
     desired_state_files,
     desired_topics,
+    manages_quotas,
     topic_partitions,
 )
 from adstream.infra.monitoring import ClusterAlarms, OpsDashboard
@@ -122,6 +123,10 @@ class AdstreamStack(Stack):
             profile=profile,
             cluster_arn=cluster.arn,
             apply_topics=desired_topics(apply_files) if apply_files else None,
+            # MSK Serverless takes no client quotas: the apply skips them there.
+            apply_quotas=bool(apply_files)
+            and not profile.serverless
+            and manages_quotas(apply_files or []),
         )
         iam_brokers = apply_files is not None or profile.warehouse.enabled
         auths = (profile.clients.auth, ClientAuth.IAM) if iam_brokers else (profile.clients.auth,)

@@ -6,8 +6,9 @@ The order of ``apply_plan`` and what it guarantees:
    changes only the named configs, so settings made elsewhere survive);
 3. ACLs are created, then removed; it returns once the broker serves them, so a client
    started right after sees the new permissions;
-4. SCRAM users are created or deleted, then topics deleted (last: the only change that
-   loses data).
+4. SCRAM users are created or deleted, client quotas set or removed (through
+   ``adstream.kafka.quotas``: librdkafka has no quota API), then topics deleted (last: the
+   only change that loses data).
 A failure midway leaves the earlier steps applied; every step is idempotent, so running
 ``apply`` again finishes the job.
 """
@@ -47,6 +48,7 @@ from adstream.kafka.desired_state import (
     Operation,
     PasswordSource,
     PatternKind,
+    QuotaEntity,
     ResourceKind,
     resolve_password,
 )
@@ -56,6 +58,7 @@ from adstream.kafka.plan import (
     AddPartitions,
     AddUser,
     AlterConfigs,
+    AlterQuota,
     CreateTopic,
     DeleteTopic,
     DeleteUser,
@@ -64,6 +67,7 @@ from adstream.kafka.plan import (
     Plan,
     RemoveAcl,
 )
+from adstream.kafka.quotas import QuotaClient, QuotaError
 from adstream.kafka.settings import KafkaSettings, SecurityMode
 
 PasswordResolver = Callable[[str, PasswordSource], str]
@@ -98,6 +102,7 @@ class Scope:
     acls: bool = True
     users: bool = True
     notes: tuple[str, ...] = ()
+    quotas: bool = True
 
 
 def scope_for(settings: KafkaSettings) -> Scope:
@@ -105,7 +110,9 @@ def scope_for(settings: KafkaSettings) -> Scope:
     SCRAM and mTLS principals (MSK accepts ACL calls from an IAM principal with
     ``kafka-cluster:AlterCluster``, and on MSK, which has no ``super.users``, only an IAM
     principal can create the first ones). SCRAM users not on MSK, which creates them only
-    from Secrets Manager secrets associated with the cluster, never through the Admin API."""
+    from Secrets Manager secrets associated with the cluster, never through the Admin API.
+    Client quotas not on MSK Serverless, whose throughput limits AWS fixes per cluster and
+    partition and whose broker configuration (where quotas live) cannot be changed."""
     notes: list[str] = []
     if settings.security is SecurityMode.IAM:
         notes.append(
@@ -118,7 +125,13 @@ def scope_for(settings: KafkaSettings) -> Scope:
             "SCRAM users skipped: MSK takes them from AmazonMSK_ secrets associated with the "
             "cluster (BatchAssociateScramSecret), not from the Kafka Admin API"
         )
-    return Scope(True, users, tuple(notes))
+    quotas = not any(".kafka-serverless." in server for server in settings.bootstrap_servers)
+    if not quotas:
+        notes.append(
+            "client quotas skipped: MSK Serverless does not take Kafka client quotas (AWS "
+            "sets fixed per-cluster and per-partition throughput limits instead)"
+        )
+    return Scope(True, users, tuple(notes), quotas)
 
 
 def _result(future: Future[Any], what: str, timeout: float) -> Any:
@@ -214,9 +227,14 @@ def _read_configs(
 
 
 def read_live_state(
-    admin: AdminClient, desired: DesiredState, scope: Scope, timeout: float = 30.0
+    admin: AdminClient,
+    desired: DesiredState,
+    scope: Scope,
+    timeout: float = 30.0,
+    quotas: QuotaClient | None = None,
 ) -> LiveState:
-    """Topics (configs only for those the file names), ACLs and SCRAM users, as plain data."""
+    """Topics (configs only for those the file names), ACLs, SCRAM users and (when the file
+    has a ``quotas`` section and ``quotas`` is given) client quotas, as plain data."""
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
@@ -234,7 +252,13 @@ def read_live_state(
     }
     acls = read_acls(admin, timeout) if scope.acls else None
     users = read_users(admin, timeout) if scope.users else None
-    return LiveState(topics, acls, users, scope.notes)
+    live_quotas = None
+    if desired.quotas is not None and scope.quotas and quotas is not None:
+        try:
+            live_quotas = quotas.describe()
+        except QuotaError as exc:
+            raise ApplyError(str(exc)) from exc
+    return LiveState(topics, acls, users, scope.notes, live_quotas)
 
 
 # ---- validation ------------------------------------------------------------------------------
@@ -270,9 +294,20 @@ def _refusals(
     return out
 
 
-def check_with_broker(admin: AdminClient, plan: Plan, timeout: float = 30.0) -> Plan:
-    """Ask the broker to validate every topic change (``validate_only``) without making it,
-    so a config it refuses stops the whole plan before anything changes."""
+def _quota_alterations(
+    plan: Plan,
+) -> dict[QuotaEntity, tuple[dict[str, float], list[str]]]:
+    return {
+        c.entity: ({k: new for k, (_old, new) in c.set.items()}, sorted(c.remove))
+        for c in plan.of(AlterQuota)
+    }
+
+
+def check_with_broker(
+    admin: AdminClient, plan: Plan, timeout: float = 30.0, quotas: QuotaClient | None = None
+) -> Plan:
+    """Ask the broker to validate every topic and quota change (``validate_only``) without
+    making it, so a value it refuses stops the whole plan before anything changes."""
     refusals: list[str] = []
     creates = [_new_topic(c) for c in plan.of(CreateTopic)]
     if creates:
@@ -288,6 +323,13 @@ def check_with_broker(admin: AdminClient, plan: Plan, timeout: float = 30.0) -> 
             alters, validate_only=True, request_timeout=timeout
         )
         refusals += _refusals(altered, lambda r: f"alter configs of {r.name}", timeout)
+    alterations = _quota_alterations(plan)
+    if alterations and quotas is not None:
+        try:
+            refused = quotas.alter(alterations, validate_only=True)
+        except QuotaError as exc:
+            raise ApplyError(str(exc)) from exc
+        refusals += [f"quota {e}: the broker refuses it: {why}" for e, why in refused.items()]
     return plan.with_refusals(refusals) if refusals else plan
 
 
@@ -331,11 +373,17 @@ def resolve_passwords(plan: Plan, resolver: PasswordResolver = resolve_password)
 
 
 def apply_plan(
-    admin: AdminClient, plan: Plan, passwords: Mapping[str, str], timeout: float = 30.0
+    admin: AdminClient,
+    plan: Plan,
+    passwords: Mapping[str, str],
+    timeout: float = 30.0,
+    quotas: QuotaClient | None = None,
 ) -> None:
     """Make the plan's changes, in the order the module docstring gives."""
     if plan.refusals:
         raise ApplyError("the plan has refused changes; nothing was applied")
+    if plan.of(AlterQuota) and quotas is None:
+        raise ApplyError("the plan changes client quotas but no quota client was given")
     creates = [_new_topic(c) for c in plan.of(CreateTopic)]
     if creates:
         _wait(
@@ -351,6 +399,8 @@ def apply_plan(
         _wait(altered, lambda r: f"alter configs of {r.name}", timeout)
     _apply_acls(admin, plan, timeout)
     _apply_users(admin, plan, passwords, timeout)
+    if quotas is not None:
+        _apply_quotas(quotas, plan, timeout)
     deletes = [c.name for c in plan.of(DeleteTopic)]
     if deletes:
         _wait(
@@ -395,3 +445,34 @@ def _apply_users(
         _wait(futures, lambda u: f"SCRAM user {u}", timeout)
     if created:
         _wait_for_users(admin, created, timeout)
+
+
+def _apply_quotas(client: QuotaClient, plan: Plan, timeout: float) -> None:
+    """Alter every entity's quotas in one request, then wait until a describe shows them
+    (the broker serves quotas from its copy of the metadata log)."""
+    alterations = _quota_alterations(plan)
+    if not alterations:
+        return
+    try:
+        refused = client.alter(alterations)
+    except QuotaError as exc:
+        raise ApplyError(str(exc)) from exc
+    if refused:
+        raise ApplyError("; ".join(f"quota {e}: {why}" for e, why in refused.items()))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            live = client.describe()
+        except QuotaError as exc:
+            raise ApplyError(str(exc)) from exc
+        pending = [
+            entity
+            for entity, (sets, removes) in alterations.items()
+            if any(live.get(entity, {}).get(k) != v for k, v in sets.items())
+            or any(k in live.get(entity, {}) for k in removes)
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise ApplyError(f"the broker did not show the quotas of {pending[0]} in time")
+        time.sleep(0.1)

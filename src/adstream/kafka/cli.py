@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +12,7 @@ from pydantic import ValidationError
 
 from adstream.kafka.apply import (
     ApplyError,
+    Scope,
     apply_plan,
     check_with_broker,
     read_live_state,
@@ -17,13 +20,19 @@ from adstream.kafka.apply import (
     scope_for,
 )
 from adstream.kafka.clustercheck import Operation
-from adstream.kafka.desired_state import DesiredStateError, default_state_file, load_desired_state
+from adstream.kafka.desired_state import (
+    DesiredState,
+    DesiredStateError,
+    default_state_file,
+    load_desired_state,
+)
 from adstream.kafka.doctor import DEFAULT_REQUIRED, run_doctor
 from adstream.kafka.factory import make_admin
 from adstream.kafka.java_properties import JavaPropertiesError
 from adstream.kafka.keystores import StoreError
 from adstream.kafka.load import load_settings
-from adstream.kafka.plan import Plan, compute_plan
+from adstream.kafka.plan import AlterQuota, Plan, compute_plan
+from adstream.kafka.quotas import QuotaClient, QuotaError
 from adstream.kafka.settings import KafkaSettings
 from adstream.kafka.sizing import SizingInput, suggest_partitions
 from adstream.kafka.topics import AD_EVENTS_TOPIC
@@ -60,7 +69,7 @@ AllowDeleteOpt = Annotated[
     bool,
     typer.Option(
         "--allow-delete",
-        help="Also delete topics, ACLs and users missing from the file (within `managed`).",
+        help="Also delete topics, ACLs, users and quotas missing from the file (within `managed`).",
     ),
 ]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds per Admin API request.")]
@@ -127,15 +136,30 @@ def _plan(
         raise _error(exc) from None
     settings = _settings(kafka_config, EXIT_ERROR)
     admin = make_admin(settings)
+    scope = scope_for(settings)
     try:
-        live = read_live_state(admin, desired, scope_for(settings), timeout)
-        plan = check_with_broker(admin, compute_plan(desired, live, allow_delete=allow_delete))
-    except ApplyError as exc:
+        with _quota_client(desired, scope, settings, timeout) as quotas:
+            live = read_live_state(admin, desired, scope, timeout, quotas)
+            found = compute_plan(desired, live, allow_delete=allow_delete)
+            plan = check_with_broker(admin, found, timeout, quotas)
+    except (ApplyError, QuotaError) as exc:
         raise _error(exc) from None
     typer.echo(plan.render())
     if plan.refusals:
         raise typer.Exit(EXIT_ERROR)
     return plan, settings
+
+
+@contextmanager
+def _quota_client(
+    desired: DesiredState, scope: Scope, settings: KafkaSettings, timeout: float
+) -> Iterator[QuotaClient | None]:
+    """A quota connection only when the file manages quotas and the cluster takes them."""
+    if desired.quotas is None or not scope.quotas:
+        yield None
+        return
+    with QuotaClient(settings, timeout) as client:
+        yield client
 
 
 def plan(
@@ -165,8 +189,10 @@ def apply(
         return
     try:
         passwords = resolve_passwords(found)
-        apply_plan(make_admin(settings), found, passwords, timeout)
-    except (DesiredStateError, ApplyError) as exc:
+        needs_quotas = bool(found.of(AlterQuota))
+        with QuotaClient(settings, timeout) if needs_quotas else nullcontext() as quotas:
+            apply_plan(make_admin(settings), found, passwords, timeout, quotas)
+    except (DesiredStateError, ApplyError, QuotaError) as exc:
         raise _error(exc) from None
     typer.echo(f"Applied {len(found.changes)} change(s).")
 

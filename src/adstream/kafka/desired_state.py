@@ -1,4 +1,5 @@
-"""The desired state of a Kafka cluster (``deploy/kafka.yaml``): topics, ACLs, SCRAM users.
+"""The desired state of a Kafka cluster (``deploy/kafka.yaml``): topics, ACLs, SCRAM users,
+client quotas.
 
 One reviewed file describes every cluster; per-environment overlays (``kafka.local.yaml``,
 ``kafka.prod.yaml``) change only what differs. Overlays are applied with JSON Merge Patch
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -206,6 +208,106 @@ class UserSpec(_Strict):
     password: PasswordSource
 
 
+DEFAULT_ENTITY = "<default>"
+"""How the file names the default user or client-id of a quota (``kafka-configs
+--entity-default``): it applies to every user / client-id without a quota of its own."""
+
+
+class QuotaKey(StrEnum):
+    """Client quota keys for user and client-id entities, as Kafka 4 names them
+    (``org.apache.kafka.server.config.QuotaConfig``)."""
+
+    PRODUCER_BYTE_RATE = "producer_byte_rate"  # bytes/s a client may produce, per broker
+    CONSUMER_BYTE_RATE = "consumer_byte_rate"  # bytes/s a client may fetch, per broker
+    REQUEST_PERCENTAGE = "request_percentage"  # % of one broker I/O + network thread
+    CONTROLLER_MUTATION_RATE = "controller_mutation_rate"  # partitions created/deleted per s
+
+
+_BYTE_RATES = {QuotaKey.PRODUCER_BYTE_RATE, QuotaKey.CONSUMER_BYTE_RATE}
+QUOTA_ENTITY_TYPES = ("user", "client-id")
+
+
+@dataclass(frozen=True)
+class QuotaEntity:
+    """Whom a quota applies to: a user, a client-id, or a user's client-id; each a name or
+    the default (None). Written ``user=NAME``, ``client-id=NAME`` or
+    ``user=NAME,client-id=NAME``, with ``<default>`` for the default."""
+
+    user: str | None = None
+    client_id: str | None = None
+    has_user: bool = False
+    has_client_id: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> QuotaEntity:
+        """``user=alice,client-id=<default>`` -> its entity; ValueError saying what is wrong."""
+        parts: dict[str, str | None] = {}
+        for part in text.split(","):
+            kind, sep, name = (p.strip() for p in part.partition("="))
+            if not sep or kind not in QUOTA_ENTITY_TYPES or not name:
+                raise ValueError(
+                    f"{text!r} is not user=NAME, client-id=NAME or user=NAME,client-id=NAME "
+                    f"(NAME may be {DEFAULT_ENTITY})"
+                )
+            if kind in parts:
+                raise ValueError(f"{text!r} names {kind} twice")
+            parts[kind] = None if name == DEFAULT_ENTITY else name
+        return cls(parts.get("user"), parts.get("client-id"), "user" in parts, "client-id" in parts)
+
+    def components(self) -> list[tuple[str, str | None]]:
+        """(Kafka entity type, name or None for the default), as the quota APIs take them."""
+        out: list[tuple[str, str | None]] = []
+        if self.has_user:
+            out.append(("user", self.user))
+        if self.has_client_id:
+            out.append(("client-id", self.client_id))
+        return out
+
+    def names(self) -> list[str]:
+        """The literal (non-default) names, for the ``managed`` prefixes."""
+        return [name for _, name in self.components() if name is not None]
+
+    def __str__(self) -> str:
+        return ",".join(
+            f"{k}={n if n is not None else DEFAULT_ENTITY}" for k, n in self.components()
+        )
+
+    def __lt__(self, other: QuotaEntity) -> bool:
+        """Plans list entities in the order of their written form."""
+        return str(self) < str(other)
+
+
+def _quota_value(value: object) -> object:
+    if isinstance(value, bool):  # YAML `true` is not a rate
+        raise ValueError("a quota is a number")
+    return value
+
+
+QuotaValue = Annotated[float, BeforeValidator(_quota_value)]
+
+
+class QuotaSpec(_Strict):
+    """The quota values of one entity; a key left out means no limit of that kind."""
+
+    producer_byte_rate: QuotaValue | None = Field(None, gt=0)
+    consumer_byte_rate: QuotaValue | None = Field(None, gt=0)
+    request_percentage: QuotaValue | None = Field(None, gt=0)
+    controller_mutation_rate: QuotaValue | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _checked(self) -> Self:
+        values = self.values()
+        if not values:
+            raise ValueError(f"set at least one of {', '.join(k.value for k in QuotaKey)}")
+        for key in _BYTE_RATES & values.keys():
+            if not values[key].is_integer():
+                raise ValueError(f"{key.value} is whole bytes per second, not {values[key]}")
+        return self
+
+    def values(self) -> dict[QuotaKey, float]:
+        return {k: float(v) for k in QuotaKey if (v := getattr(self, k.value)) is not None}
+
+
 class Managed(_Strict):
     """Name prefixes that ``--allow-delete`` may delete, per kind; absent means all.
 
@@ -216,6 +318,7 @@ class Managed(_Strict):
     topics: list[str] | None = None
     acls: list[str] | None = None
     users: list[str] | None = None
+    quotas: list[str] | None = None
 
 
 def principal_name(value: str) -> str:
@@ -224,11 +327,14 @@ def principal_name(value: str) -> str:
 
 
 class DesiredState(_Strict):
-    """The whole file: topics by name, grants by principal, SCRAM users by name."""
+    """The whole file: topics by name, grants by principal, SCRAM users by name, quotas by
+    entity. ``quotas`` absent (None) means the file does not manage quotas: they are neither
+    read nor changed; ``quotas: {}`` manages them and wants none."""
 
     topics: dict[str, TopicSpec] = Field(default_factory=dict)
     acls: dict[str, list[Grant]] = Field(default_factory=dict)
     users: dict[str, UserSpec] = Field(default_factory=dict)
+    quotas: dict[str, QuotaSpec] | None = None
     managed: Managed = Field(default_factory=Managed)
 
     @field_validator("topics")
@@ -248,6 +354,23 @@ class DesiredState(_Strict):
         for principal, grants in value.items():
             merged.setdefault(principal_name(principal), []).extend(grants)
         return merged
+
+    @field_validator("quotas")
+    @classmethod
+    def _quota_entities(cls, value: dict[str, QuotaSpec] | None) -> dict[str, QuotaSpec] | None:
+        if value is None:
+            return None
+        seen: dict[QuotaEntity, str] = {}
+        for key in value:
+            entity = QuotaEntity.parse(key)
+            if entity in seen:
+                raise ValueError(f"{key!r} and {seen[entity]!r} are the same entity")
+            seen[entity] = key
+        return value
+
+    def quota_entities(self) -> dict[QuotaEntity, dict[QuotaKey, float]]:
+        """The file's quotas by parsed entity (empty when quotas are not managed)."""
+        return {QuotaEntity.parse(k): spec.values() for k, spec in (self.quotas or {}).items()}
 
 
 # ---- loading ---------------------------------------------------------------------------------
@@ -269,7 +392,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 def _location(loc: tuple[int | str, ...]) -> str:
     """``('topics', 'ad-events', 'partitions')`` -> ``topics[ad-events].partitions``."""
     out = ""
-    keyed = {"topics", "acls", "users"}
+    keyed = {"topics", "acls", "users", "quotas"}
     previous: int | str | None = None
     for part in loc:
         if isinstance(part, int) or previous in keyed:

@@ -51,6 +51,11 @@ _PROTOCOL = {
 }
 
 
+def security_protocol(settings: KafkaSettings) -> str:
+    """Kafka's ``security.protocol`` for the auth mode (the same name in every client)."""
+    return _PROTOCOL[settings.security]
+
+
 class ClientConfig(dict[str, Any]):
     """A librdkafka config dict whose repr/str hides secrets and PEM bodies."""
 
@@ -83,7 +88,7 @@ def base_config(settings: KafkaSettings, tls: TlsMaterial | None = None) -> Clie
         {
             "bootstrap.servers": ",".join(settings.bootstrap_servers),
             "client.id": settings.client_id,
-            "security.protocol": _PROTOCOL[settings.security],
+            "security.protocol": security_protocol(settings),
         }
     )
     material = tls if tls is not None else resolve_tls(settings)

@@ -17,6 +17,7 @@ from adstream.kafka.desired_state import (
     DesiredState,
     Operation,
     PatternKind,
+    QuotaEntity,
     ResourceKind,
     TopicSpec,
     UserSpec,
@@ -57,15 +58,20 @@ class LiveTopic:
     overrides: frozenset[str] = frozenset()
 
 
+Quotas = Mapping[QuotaEntity, Mapping[str, float]]
+"""Client quotas: entity -> quota key -> value."""
+
+
 @dataclass(frozen=True)
 class LiveState:
-    """What was read from the cluster. ``acls``/``users`` are None when they are not managed
-    over this connection; ``notes`` then say why."""
+    """What was read from the cluster. ``acls``/``users``/``quotas`` are None when they are
+    not managed over this connection (or, for quotas, by the file); ``notes`` then say why."""
 
     topics: Mapping[str, LiveTopic]
     acls: frozenset[AclEntry] | None
     users: Mapping[str, frozenset[str]] | None  # user -> SCRAM mechanisms it has
     notes: tuple[str, ...] = ()
+    quotas: Quotas | None = None
 
 
 # ---- changes ---------------------------------------------------------------------------------
@@ -166,6 +172,45 @@ class DeleteUser:
         return [f"- user {self.name} ({', '.join(sorted(self.mechanisms))})"]
 
 
+def quota_number(value: float) -> str:
+    """``1048576.0`` -> ``1048576``; fractions stay (``request_percentage: 12.5``)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@dataclass(frozen=True)
+class AlterQuota:
+    """Set quota keys (key -> (old value or None, new value)) and remove others of one
+    entity; ``live`` is what the entity had. Removing every key it has removes its quota."""
+
+    entity: QuotaEntity
+    set: Mapping[str, tuple[float | None, float]]
+    remove: Mapping[str, float]
+    live: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def symbol(self) -> str:
+        if not self.live:
+            return "+"
+        return "-" if not self.set and self.remove.keys() == self.live.keys() else "~"
+
+    def lines(self) -> list[str]:
+        if self.symbol == "+":
+            values = ", ".join(f"{k} = {quota_number(v)}" for k, (_, v) in sorted(self.set.items()))
+            return [f"+ quota {self.entity}: {values}"]
+        if self.symbol == "-":
+            values = ", ".join(f"{k} = {quota_number(v)}" for k, v in sorted(self.remove.items()))
+            return [f"- quota {self.entity} ({values})"]
+        out = [f"~ quota {self.entity}"]
+        for key, (old, new) in sorted(self.set.items()):
+            out.append(
+                f"    ~ {key}: {quota_number(old)} -> {quota_number(new)}"
+                if old is not None
+                else f"    + {key} = {quota_number(new)}"
+            )
+        out += [f"    - {k} (was {quota_number(v)})" for k, v in sorted(self.remove.items())]
+        return out
+
+
 Change = (
     CreateTopic
     | AddPartitions
@@ -175,6 +220,7 @@ Change = (
     | RemoveAcl
     | AddUser
     | DeleteUser
+    | AlterQuota
 )
 
 C = TypeVar("C", bound=Change)
@@ -269,6 +315,36 @@ def _topic_changes(
         yield AlterConfigs(name, changed, extra)
 
 
+def _quota_changes(
+    desired: DesiredState, live: Quotas, allow_delete: bool, skipped: list[str]
+) -> list[Change]:
+    """Quota keys to set, and (with ``allow_delete``) keys and entities to remove."""
+    wanted = {
+        e: {k.value: v for k, v in values.items()} for e, values in desired.quota_entities().items()
+    }
+    prefixes = desired.managed.quotas
+    changes: list[Change] = []
+    kept: list[str] = []
+    for entity in sorted(wanted.keys() | live.keys()):
+        want, have = wanted.get(entity, {}), live.get(entity, {})
+        changed = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+        extra = {k: v for k, v in have.items() if k not in want}
+        in_scope = (
+            entity in wanted
+            or prefixes is None
+            or any(name.startswith(p) for name in entity.names() for p in prefixes)
+        )
+        if extra and not (allow_delete and in_scope):
+            if in_scope:
+                kept.append(f"{entity} ({', '.join(sorted(extra))})")
+            extra = {}
+        if changed or extra:
+            changes.append(AlterQuota(entity, changed, extra, dict(have)))
+    if kept:
+        skipped.append(f"quotas not in the file (--allow-delete removes them): {'; '.join(kept)}")
+    return changes
+
+
 def compute_plan(desired: DesiredState, live: LiveState, *, allow_delete: bool = False) -> Plan:
     """Every change that makes ``live`` match ``desired``, in the order ``apply`` runs them."""
     changes: list[Change] = []
@@ -311,6 +387,9 @@ def compute_plan(desired: DesiredState, live: LiveState, *, allow_delete: bool =
             skipped.append(
                 f"users {', '.join(extra_users)} are not in the file (--allow-delete removes them)"
             )
+
+    if live.quotas is not None and desired.quotas is not None:
+        changes += _quota_changes(desired, live.quotas, allow_delete, skipped)
 
     extra_topics = sorted(
         t

@@ -1,4 +1,5 @@
-"""The local broker's topics, ACLs and SCRAM users: ``deploy/kafka.yaml`` + ``kafka.local.yaml``.
+"""The local broker's topics, ACLs, SCRAM users and client quotas: ``deploy/kafka.yaml`` +
+``kafka.local.yaml``.
 
 The same file and the same plan/apply code as for MSK (``adstream.kafka.plan``/``apply``),
 so local and MSK cannot drift. The local overlay sets replication factor 1, lets the
@@ -33,6 +34,7 @@ from adstream.kafka.desired_state import (
     resolve_password,
 )
 from adstream.kafka.plan import AddUser, compute_plan
+from adstream.kafka.quotas import QuotaClient
 from adstream.local.secrets import LocalSecrets
 
 LOCAL_ENV = "local"
@@ -52,10 +54,15 @@ def local_desired_state(state_file: Path | None = None, brokers: int = 1) -> Des
 
 
 def provision(
-    admin: AdminClient, desired: DesiredState, secrets: LocalSecrets, timeout: float = 30.0
+    admin: AdminClient,
+    desired: DesiredState,
+    secrets: LocalSecrets,
+    timeout: float = 30.0,
+    quotas: QuotaClient | None = None,
 ) -> list[str]:
     """Create what is missing and correct what differs (never deletes); return the SCRAM
-    users created, which the caller waits for until they can log in."""
+    users created, which the caller waits for until they can log in. ``quotas`` (needed when
+    the file has a ``quotas`` section) is the admin's quota connection."""
 
     def password(user: str, source: PasswordSource) -> str:
         if not source.generated:
@@ -67,10 +74,10 @@ def provision(
             )
         return secrets.scram_password(user)
 
-    live = read_live_state(admin, desired, Scope(), timeout)
-    plan = check_with_broker(admin, compute_plan(desired, live), timeout)
+    live = read_live_state(admin, desired, Scope(), timeout, quotas)
+    plan = check_with_broker(admin, compute_plan(desired, live), timeout, quotas)
     if plan.refusals:
         raise ProvisionError("the desired state cannot be applied:\n" + plan.render())
     passwords = resolve_passwords(plan, password)
-    apply_plan(admin, plan, passwords, timeout)
+    apply_plan(admin, plan, passwords, timeout, quotas)
     return [c.name for c in plan.of(AddUser)]
