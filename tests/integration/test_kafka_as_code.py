@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -402,6 +403,25 @@ def test_quotas_over_scram_and_a_principal_without_cluster_rights(
     with QuotaClient(anonymous) as client, pytest.raises(QuotaError) as refused:
         client.describe()
     assert "describe client quotas: ClusterAuthorizationFailedError" in str(refused.value)
+
+
+def test_plan_as_a_principal_that_may_not_describe_the_cluster_fails_cleanly(
+    prefix: str, broker: LocalBroker, tmp_path: Path
+) -> None:
+    """Exit 1 with the reason, not an abort: confluent-kafka 2.16 crashes the process when
+    a refused SCRAM-user description is freed, so the right is checked before asking."""
+    path = tmp_path / "kafka.yaml"
+    path.write_text(yaml.safe_dump({"managed": {"users": [prefix]}, "users": {}}))
+    env_file = tmp_path / "anonymous.env"
+    env_file.write_text(
+        f"ADSTREAM_KAFKA_BOOTSTRAP_SERVERS={broker.ports.bootstrap(Listener.PLAINTEXT)}\n"
+    )
+    args = ["-m", "adstream", "kafka", "plan", "-f", str(path), "--kafka-config", str(env_file)]
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == EXIT_ERROR, done.stdout + done.stderr
+    assert "may not DESCRIBE the cluster" in done.stdout + done.stderr
 
 
 def test_a_quota_the_broker_refuses_stops_the_plan_before_anything_changes(

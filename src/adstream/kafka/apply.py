@@ -198,7 +198,19 @@ def read_acls(admin: AdminClient, timeout: float) -> frozenset[AclEntry]:
 
 
 def read_users(admin: AdminClient, timeout: float) -> dict[str, frozenset[str]]:
-    """User -> its SCRAM mechanisms (the broker never returns passwords or hashes)."""
+    """User -> its SCRAM mechanisms (the broker never returns passwords or hashes).
+
+    The principal's right to describe the cluster is checked first: confluent-kafka 2.16
+    aborts the whole process (``munmap_chunk(): invalid pointer``) when it frees a refused
+    DescribeUserScramCredentials result, so the refusal must never reach it.
+    """
+    cluster = admin.describe_cluster(include_authorized_operations=True, request_timeout=timeout)
+    allowed = _result(cluster, "describe the cluster", timeout).authorized_operations
+    if not allowed or AclOperation.DESCRIBE not in allowed:
+        raise ApplyError(
+            "describe SCRAM users: this principal may not DESCRIBE the cluster; "
+            "run plan/apply as an admin principal (or leave `users` out of the file)"
+        )
     future = admin.describe_user_scram_credentials(request_timeout=timeout)
     found = _result(future, "describe SCRAM users", timeout)  # type: ignore[arg-type]
     return {
