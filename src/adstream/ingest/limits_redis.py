@@ -1,0 +1,185 @@
+"""`LimitsStore` on Redis or Valkey: one budget per key across every task that shares it.
+
+On AWS the API tasks share no disk, so the SQLite store (`limits_store`) would give each
+task its own bucket; the stack gives them an ElastiCache Serverless (Valkey) cache and sets
+``ADSTREAM_API_LIMITS_URL=rediss://…`` instead.
+
+- **Buckets**: one hash per key id (`tokens`, `at`), refilled and spent by one Lua script,
+  so concurrent tasks cannot both spend the same tokens. Workers keep leasing tokens in
+  chunks (`limits_store.lease_size`) exactly as with SQLite, so most bearer requests never
+  reach Redis. The clock is the task's (NTP keeps tasks within milliseconds; a clock
+  behind the stored one refills nothing rather than going negative), so the same fake
+  clock drives both backends in tests. A bucket expires once it would be full again: an
+  idle key costs no memory, and a missing bucket is a full one.
+- **Nonces**: ``SET adstream:nonce:<kid>:<nonce> 1 NX PXAT <exp>``: the first use wins,
+  a replay is refused until the URL expires, and Redis forgets the nonce by itself then.
+
+When Redis does not answer (down, unreachable, timing out) the store raises
+`LimitsStoreDownError` and the `Gate` answers 503 with ``Retry-After``, i.e. **fails
+closed**: quotas are what callers are billed and throttled by, and a silent fallback to
+per-task limits would multiply every budget by the task count without anyone noticing.
+Server-to-server callers retry a 503 after ``Retry-After`` as they do during a Kafka outage.
+Every call is bounded (socket and connect timeouts, one retry, and an overall deadline),
+and after a failure the store refuses at once for ``down_for_s`` instead of letting each
+request wait out its timeout. Tokens a worker already leased are still spent meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis import exceptions as redis_errors
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from adstream.ingest.limits_store import LimitsStoreDownError, lease_size
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "adstream:"
+"""Every key this store writes starts with it (the ElastiCache user may touch only these)."""
+ACCESS_STRING = (
+    f"on ~{KEY_PREFIX}* -@all +evalsha +eval +script|load +hmget +hset +pexpire +set +del +ping"
+)
+"""The least the store needs (ACLs apply to the commands a script runs, too); the CDK's
+cache user and the test server's user both get it, so the tests would catch a missing one."""
+
+TAKE_SCRIPT = """
+local now, need, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = burst
+if state[1] then
+  tokens = math.min(burst, tonumber(state[1]) + math.max(0, now - tonumber(state[2])) * rate)
+end
+local taken, wait = 0, 0
+if tokens < need then
+  wait = (need - tokens) / rate
+else
+  taken = math.min(tokens, need + lease)
+  tokens = tokens - taken
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return {tostring(taken), tostring(wait)}
+"""
+"""Refill by the time since the last call, then take `need` plus a lease if that many are
+there; else say how long until `need` are. Numbers travel as strings (Redis would
+truncate a Lua number reply to an integer)."""
+
+T = TypeVar("T")
+_FAILURES = (redis_errors.RedisError, OSError, TimeoutError)
+MAX_CONNECTIONS = 32
+"""Per worker; more concurrent calls wait for a free connection (within the deadline)
+rather than opening hundreds under load (redis-py has no pipelining across callers)."""
+
+
+class RedisLimits:
+    """Token buckets and nonces in Redis/Valkey (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        timeout_s: float,
+        down_for_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = client
+        self._take = client.register_script(TAKE_SCRIPT)
+        self._deadline_s = 3 * timeout_s  # connect + command, and one retry, at most
+        self._down_for_s = down_for_s
+        self._clock = clock
+        self._leases: dict[str, float] = {}
+        self._down_until = 0.0
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        timeout_s: float = 0.25,
+        down_for_s: float = 1.0,
+    ) -> RedisLimits:
+        """A client for ``redis://`` or ``rediss://`` (TLS, the server's certificate and
+        host name verified); credentials given here win over none in the URL."""
+        pool = BlockingConnectionPool.from_url(
+            url,
+            username=username,
+            password=password,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 1),  # once, for a connection the server closed
+            decode_responses=True,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout_s,  # waiting for a free connection
+        )
+        return cls(Redis(connection_pool=pool), timeout_s=timeout_s, down_for_s=down_for_s)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose(close_connection_pool=True)
+
+    async def take(self, key_id: str, cost: int, rate_per_s: float, burst: int) -> float:
+        held = self._leases.pop(key_id, 0.0)
+        if held >= cost:
+            self._leases[key_id] = held - cost
+            return 0.0
+        need = cost - held
+        try:
+            reply = await self._call(
+                self._take(
+                    keys=[f"{KEY_PREFIX}bucket:{key_id}"],
+                    args=[repr(self._clock()), need, lease_size(burst), rate_per_s, burst],
+                )
+            )
+        except BaseException:
+            self._leases[key_id] = self._leases.get(key_id, 0.0) + held  # not spent
+            raise
+        taken, wait = float(reply[0]), float(reply[1])
+        # Other requests of this worker may have leased meanwhile: add, do not overwrite.
+        left = self._leases.get(key_id, 0.0) + held + taken - (cost if wait == 0 else 0)
+        self._leases[key_id] = left
+        return wait
+
+    async def first_use(self, key_id: str, nonce: str, exp: int) -> bool:
+        until_ms = max(exp * 1000, int(self._clock() * 1000) + 1000)
+        stored = await self._call(
+            self._redis.set(f"{KEY_PREFIX}nonce:{key_id}:{nonce}", 1, nx=True, pxat=until_ms)
+        )
+        return bool(stored)
+
+    async def forget(self, key_id: str, nonce: str) -> None:
+        """Best effort: if Redis is down, the nonce stays refused until the URL expires."""
+        try:
+            await self._call(self._redis.delete(f"{KEY_PREFIX}nonce:{key_id}:{nonce}"))
+        except LimitsStoreDownError:
+            log.warning("could not release nonce of key %s: the limits store is down", key_id)
+
+    async def _call(self, command: Awaitable[T]) -> T:
+        """Await a command within the deadline; `LimitsStoreDownError` if Redis fails."""
+        retry_after = max(1, math.ceil(self._down_for_s))
+        if self._clock() < self._down_until:
+            _close(command)
+            raise LimitsStoreDownError("the rate-limit store is unavailable", retry_after)
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                return await command
+        except _FAILURES as exc:
+            self._down_until = self._clock() + self._down_for_s
+            log.error("rate-limit store (Redis) failed: %s: %s", type(exc).__name__, exc)
+            raise LimitsStoreDownError("the rate-limit store is unavailable", retry_after) from None
+
+
+def _close(command: Awaitable[Any]) -> None:
+    """Close a coroutine that will not be awaited (no 'never awaited' warning)."""
+    close = getattr(command, "close", None)
+    if close is not None:
+        close()
