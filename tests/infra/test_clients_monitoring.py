@@ -42,6 +42,7 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
     port = {"Fn::GetAtt": [db_id, "Endpoint.Port"]}
     api_env = _env(containers["api"])
     assert "rediss://" in str(api_env.pop("ADSTREAM_API_LIMITS_URL"))  # test_limits_cache.py
+    assert api_env.pop("ADSTREAM_API_LIMITS_CLUSTER") == "true"
     assert api_env == {
         **common,
         "ADSTREAM_KAFKA_CLIENT_ID": "adstream-ingest",

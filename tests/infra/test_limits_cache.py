@@ -92,6 +92,7 @@ def test_the_api_task_gets_the_rediss_url_and_credentials_as_secrets(
     s = synth(name)
     api, aggregator = _container(s, "api"), _container(s, "aggregator")
     env = {e["Name"]: e["Value"] for e in api["Environment"]}
+    assert env["ADSTREAM_API_LIMITS_CLUSTER"] == "true"  # serverless is cluster mode
     url = env[LIMITS_ENV]["Fn::Join"][1]
     assert url[0] == "rediss://"  # TLS, the server's certificate verified by the client
     cache = _logical(s, "AWS::ElastiCache::ServerlessCache")
@@ -109,7 +110,7 @@ def test_turned_off_each_task_limits_on_its_own(synth: SynthCache) -> None:
     s = synth("variant")
     assert s.resources("AWS::ElastiCache::ServerlessCache") == {}
     api = _container(s, "api")
-    assert LIMITS_ENV not in {e["Name"] for e in api["Environment"]}
+    assert not {LIMITS_ENV, "ADSTREAM_API_LIMITS_CLUSTER"} & {e["Name"] for e in api["Environment"]}
     assert not LIMITS_SECRETS & {i["Name"] for i in api["Secrets"]}
     assert {e["Name"]: e["Value"] for e in api["Environment"]}["ADSTREAM_API_AUTH"] == "keys"
 

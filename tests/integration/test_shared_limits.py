@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,27 +24,32 @@ Workers = Callable[[Clock], LimitsStore]
 """Makes one worker's store (a new connection to the same shared state) on a clock."""
 
 
-def redis_limits(server: RedisServer, clock: Clock = time.time, **options: float) -> RedisLimits:
-    limits = RedisLimits.from_url(server.url, username=USER, password=PASSWORD, **options)
+def redis_limits(
+    server: RedisServer, clock: Clock = time.time, *, cluster: bool = False, **options: float
+) -> RedisLimits:
+    limits = RedisLimits.from_url(
+        server.url, username=USER, password=PASSWORD, cluster=cluster, **options
+    )
     if clock is not time.time:
         limits._clock = clock
     return limits
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def worker(request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer) -> Workers:
-    if request.param == "redis":
-        redis_server.client().flushall()
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisServer]:
+    """A one-node Redis cluster: ElastiCache Serverless is cluster mode (a cluster client)."""
+    with running_redis(cluster=True) as server:
+        yield server
 
-    def make(clock: Clock = time.time) -> LimitsStore:
-        store: LimitsStore = (
-            SharedLimits(tmp_path, clock=clock)
-            if request.param == "sqlite"
-            else redis_limits(redis_server, clock)
-        )
-        return store
 
-    return make
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
+def worker(request: pytest.FixtureRequest, tmp_path: Path) -> Workers:
+    if request.param == "sqlite":
+        return lambda clock=time.time: SharedLimits(tmp_path, clock=clock)
+    cluster = request.param == "redis-cluster"
+    server: RedisServer = request.getfixturevalue("redis_cluster" if cluster else "redis_server")
+    server.client().flushall()
+    return lambda clock=time.time: redis_limits(server, clock, cluster=cluster)
 
 
 # ---- the contract, on both backends -----------------------------------------------------
@@ -138,14 +143,15 @@ def test_redis_forgets_nonces_at_the_urls_expiry_and_idle_buckets(
     assert set(admin.keys("*")) == {b"adstream:nonce:kid:nonce", b"adstream:bucket:kid"}
 
 
-def test_redis_down_is_refused_at_once_and_recovers_after_it_is_back() -> None:
+@pytest.mark.parametrize("cluster", [False, True], ids=["redis", "redis-cluster"])
+def test_redis_down_is_refused_at_once_and_recovers_after_it_is_back(cluster: bool) -> None:
     """Down: `LimitsStoreDownError` (the Gate's 503), then at once without trying for
     `down_for_s`; back: served again. Leased tokens are still spent meanwhile."""
     clock = [time.time()]
-    with running_redis() as server:
+    with running_redis(cluster) as server:
 
         async def scenario() -> None:
-            store = redis_limits(server, lambda: clock[0], down_for_s=5.0)
+            store = redis_limits(server, lambda: clock[0], down_for_s=5.0, cluster=cluster)
             assert await store.take("k", 1, rate_per_s=0.001, burst=100) == 0.0  # leases 5
             server.stop()
             for _ in range(5):  # the lease

@@ -38,6 +38,8 @@ def _binary() -> str:
 class RedisServer:
     root: Path
     port: int
+    cluster: bool = False
+    """Cluster mode (one node owning every slot), as ElastiCache Serverless runs."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,17 +58,31 @@ class RedisServer:
             f'port {self.port}\nbind 127.0.0.1\ndir {self.root}\nsave ""\nappendonly no\n'
             f"user default off\nuser {USER} {ACCESS_STRING} >{PASSWORD}\n"
             f"user {ADMIN} on ~* +@all >{ADMIN_PASSWORD}\n"
+            + (
+                f"cluster-enabled yes\ncluster-config-file {self.root}/nodes.conf\n"
+                if self.cluster
+                else ""
+            )
         )
         self.process = processes.spawn_detached([_binary(), str(config)], self.root / "redis.log")
         why = processes.wait_ready(self.process, self._answers, timeout=30)
         if why is not None:
             log = (self.root / "redis.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"redis-server {why}:\n{log}")
+        if self.cluster and not self._cluster_ok():
+            if not self.client().execute_command("CLUSTER SLOTS"):
+                self.client().execute_command("CLUSTER ADDSLOTSRANGE", 0, 16383)
+            why = processes.wait_ready(self.process, self._cluster_ok, timeout=30)
+            if why is not None:
+                raise RuntimeError(f"redis-server cluster {why}")
 
     def stop(self) -> None:
         if self.process is not None:
             processes.stop(self.process.pid, timeout=10)
             self.process = None
+
+    def _cluster_ok(self) -> bool:
+        return bool(self.client().execute_command("CLUSTER INFO")["cluster_state"] == "ok")
 
     def _answers(self) -> bool:
         try:
@@ -76,10 +92,10 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def running_redis() -> Iterator[RedisServer]:
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="adstream-redis-")), free_port())
-    server.start()
+def running_redis(cluster: bool = False) -> Iterator[RedisServer]:
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="adstream-redis-")), free_port(), cluster)
     try:
+        server.start()
         yield server
     finally:
         server.stop()

@@ -40,7 +40,8 @@ ENGINE = "valkey"
 ENGINE_MAJOR_VERSION = "8"
 CACHE_USER = "adstream-api"
 ACCESS_STRING = (
-    "on ~adstream:* -@all +evalsha +eval +script|load +hmget +hset +pexpire +set +del +ping"
+    "on ~adstream:* -@all +evalsha +eval +script|load +hmget +hset +pexpire +set +del"
+    " +ping +cluster|slots +command"
 )
 """What the API's store may run, on its own keys only (infra imports nothing of adstream)."""
 
@@ -54,7 +55,8 @@ class LimitsConnection:
     security_group: ec2.ISecurityGroup
 
     def environment(self) -> dict[str, str]:
-        return {"ADSTREAM_API_LIMITS_URL": self.url}
+        """The URL (TLS), and cluster mode: serverless caches are clusters."""
+        return {"ADSTREAM_API_LIMITS_URL": self.url, "ADSTREAM_API_LIMITS_CLUSTER": "true"}
 
     def secrets(self) -> dict[str, ecs.Secret]:
         return {

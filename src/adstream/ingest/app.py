@@ -183,6 +183,7 @@ def _redis_limits(api: ApiSettings) -> LimitsStore:
         password=password,
         timeout_s=api.limits_timeout_s,
         down_for_s=api.limits_down_s,
+        cluster=api.limits_cluster,
     )
 
 

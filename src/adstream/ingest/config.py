@@ -97,6 +97,11 @@ class ApiSettings(BaseSettings):
         "one server: redis:// or rediss:// (TLS) of a Redis or Valkey (AWS: the stack's "
         "ElastiCache Serverless cache); unset: a SQLite file in state_dir, per server",
     )
+    limits_cluster: bool = Field(
+        default=False,
+        description="the Redis/Valkey runs in cluster mode (ElastiCache Serverless does; "
+        "set by the stack): use a cluster client that follows the slot map",
+    )
     limits_username: str | None = Field(
         default=None, description="the Redis ACL user (AWS: from the cache user's secret)"
     )

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -45,10 +45,12 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "adstream:"
 """Every key this store writes starts with it (the ElastiCache user may touch only these)."""
 ACCESS_STRING = (
-    f"on ~{KEY_PREFIX}* -@all +evalsha +eval +script|load +hmget +hset +pexpire +set +del +ping"
+    f"on ~{KEY_PREFIX}* -@all +evalsha +eval +script|load +hmget +hset +pexpire +set +del"
+    " +ping +cluster|slots +command"
 )
-"""The least the store needs (ACLs apply to the commands a script runs, too); the CDK's
-cache user and the test server's user both get it, so the tests would catch a missing one."""
+"""The least the store needs: ACLs apply to the commands a script runs, too, and a cluster
+client reads the slot map and the command table. The CDK's cache user and the test
+server's user both get it, so the tests would catch a missing one."""
 
 TAKE_SCRIPT = """
 local now, need, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -74,9 +76,9 @@ there; else say how long until `need` are. Numbers travel as strings (Redis woul
 truncate a Lua number reply to an integer)."""
 
 T = TypeVar("T")
-_FAILURES = (redis_errors.RedisError, OSError, TimeoutError)
+_FAILURES = (redis_errors.RedisError, redis_errors.RedisClusterException, OSError, TimeoutError)
 MAX_CONNECTIONS = 32
-"""Per worker; more concurrent calls wait for a free connection (within the deadline)
+"""Calls in flight per worker; more wait for a free connection (within the deadline)
 rather than opening hundreds under load (redis-py has no pipelining across callers)."""
 
 
@@ -85,7 +87,7 @@ class RedisLimits:
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | RedisCluster,
         *,
         timeout_s: float,
         down_for_s: float = 1.0,
@@ -98,6 +100,7 @@ class RedisLimits:
         self._clock = clock
         self._leases: dict[str, float] = {}
         self._down_until = 0.0
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     @classmethod
     def from_url(
@@ -108,24 +111,29 @@ class RedisLimits:
         password: str | None = None,
         timeout_s: float = 0.25,
         down_for_s: float = 1.0,
+        cluster: bool = False,
     ) -> RedisLimits:
         """A client for ``redis://`` or ``rediss://`` (TLS, the server's certificate and
-        host name verified); credentials given here win over none in the URL."""
-        pool = BlockingConnectionPool.from_url(
-            url,
-            username=username,
-            password=password,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 1),  # once, for a connection the server closed
-            decode_responses=True,
-            max_connections=MAX_CONNECTIONS,
-            timeout=timeout_s,  # waiting for a free connection
-        )
-        return cls(Redis(connection_pool=pool), timeout_s=timeout_s, down_for_s=down_for_s)
+        host name verified); credentials given here win over none in the URL. `cluster`:
+        a cluster-mode client (ElastiCache Serverless is a cluster), which follows the
+        slot map; each key lives in one slot, and the script touches one key."""
+        options: dict[str, Any] = {
+            "username": username,
+            "password": password,
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
+            "decode_responses": True,
+            "max_connections": MAX_CONNECTIONS,
+        }
+        client: Redis | RedisCluster
+        if cluster:
+            client = RedisCluster.from_url(url, retry=Retry(NoBackoff(), 1), **options)
+        else:  # retry once, for a connection the server closed
+            client = Redis.from_url(url, retry=Retry(NoBackoff(), 1), **options)
+        return cls(client, timeout_s=timeout_s, down_for_s=down_for_s)
 
     async def aclose(self) -> None:
-        await self._redis.aclose(close_connection_pool=True)
+        await self._redis.aclose()
 
     async def take(self, key_id: str, cost: int, rate_per_s: float, burst: int) -> float:
         held = self._leases.pop(key_id, 0.0)
@@ -170,9 +178,10 @@ class RedisLimits:
             _close(command)
             raise LimitsStoreDownError("the rate-limit store is unavailable", retry_after)
         try:
-            async with asyncio.timeout(self._deadline_s):
+            async with asyncio.timeout(self._deadline_s), self._slots:
                 return await command
         except _FAILURES as exc:
+            _close(command)  # if it never started (timed out waiting for a connection)
             self._down_until = self._clock() + self._down_for_s
             log.error("rate-limit store (Redis) failed: %s: %s", type(exc).__name__, exc)
             raise LimitsStoreDownError("the rate-limit store is unavailable", retry_after) from None
