@@ -143,7 +143,9 @@ def micro() -> None:
         from adstream.ingest.limits_redis import RedisLimits
 
         with running_redis() as server:
-            redis = RedisLimits.from_url(server.url, username=USER, password=PASSWORD)
+            redis = RedisLimits.from_url(
+                server.url, username=USER, password=PASSWORD, timeout_s=5
+            )  # measures cost, not how a starved loop times out
             rows |= gate_rows(redis, "Redis (loopback)")
             loop.run_until_complete(redis.aclose())
     loop.close()

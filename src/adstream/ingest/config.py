@@ -112,10 +112,11 @@ class ApiSettings(BaseSettings):
         default=None, description="a file holding the password, if limits_password is unset"
     )
     limits_timeout_s: float = Field(
-        default=0.25,
+        default=0.5,
         gt=0,
         le=5,
-        description="socket and connect timeout of each Redis call; a request waits at most "
+        description="socket and connect timeout of each Redis call, generous (a busy event "
+        "loop reads late; a round trip in a VPC takes about 1 ms); a request waits at most "
         "three times this before its 503",
     )
     limits_down_s: float = Field(

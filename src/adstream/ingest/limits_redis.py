@@ -109,7 +109,7 @@ class RedisLimits:
         *,
         username: str | None = None,
         password: str | None = None,
-        timeout_s: float = 0.25,
+        timeout_s: float = 0.5,
         down_for_s: float = 1.0,
         cluster: bool = False,
     ) -> RedisLimits:
