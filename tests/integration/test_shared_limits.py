@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from adstream.ingest.limits_redis import RedisLimits
-from adstream.ingest.limits_store import LimitsStore, LimitsStoreDownError, SharedLimits
+from adstream.ingest.limits_store import (
+    LimitsStore,
+    LimitsStoreConfigError,
+    LimitsStoreDownError,
+    SharedLimits,
+)
 from tests.support.redis import PASSWORD, USER, RedisServer, running_redis
 
 pytestmark = pytest.mark.integration
@@ -189,3 +194,65 @@ def test_a_redis_that_does_not_answer_times_out_rather_than_hangs() -> None:
             await store.aclose()
 
         asyncio.run(scenario())
+
+
+# ---- the start-up check of `adstream serve` -------------------------------------------------
+@pytest.mark.parametrize("cluster", [False, True], ids=["redis", "redis-cluster"])
+def test_wrong_credentials_are_a_config_error_and_an_outage_is_not(
+    request: pytest.FixtureRequest, cluster: bool
+) -> None:
+    """A refused login will not pass (serve exits 2, a deployment rolls back); a server
+    that does not answer may come back (serve starts and answers 503 meanwhile)."""
+    server: RedisServer = request.getfixturevalue("redis_cluster" if cluster else "redis_server")
+
+    async def check(**options: object) -> None:
+        store = RedisLimits.from_url(server.url, cluster=cluster, **options)  # type: ignore[arg-type]
+        try:
+            await store.check()
+        finally:
+            await store.aclose()
+
+    asyncio.run(check(username=USER, password=PASSWORD))
+    with pytest.raises(LimitsStoreConfigError, match="refused"):
+        asyncio.run(check(username=USER, password="wrong"))
+    with pytest.raises(LimitsStoreConfigError):
+        asyncio.run(check(username="admin-less", password=PASSWORD))
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    store = RedisLimits.from_url(f"redis://127.0.0.1:{port}", password="x", cluster=cluster)
+    with pytest.raises(LimitsStoreDownError):
+        asyncio.run(store.check())
+
+
+def test_serve_stops_on_refused_credentials_and_starts_when_redis_is_down(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`adstream serve`'s auth check, before any worker starts (exit 2 = bad config)."""
+    import typer
+
+    from adstream.ingest import cli
+    from adstream.ingest.keys import check_pepper
+
+    pepper = "p" * 40
+    check_pepper(pepper)
+    monkeypatch.setenv("ADSTREAM_API_AUTH", "keys")
+    monkeypatch.setenv("ADSTREAM_API_PEPPER", pepper)
+    monkeypatch.setenv("ADSTREAM_API_KEYS_JSON", '{"keys": []}')
+    monkeypatch.setenv("ADSTREAM_API_LIMITS_URL", redis_server.url)
+    monkeypatch.setenv("ADSTREAM_API_LIMITS_USERNAME", USER)
+    monkeypatch.setenv("ADSTREAM_API_LIMITS_PASSWORD", PASSWORD)
+    cli._check_auth("0.0.0.0")  # noqa: S104
+    monkeypatch.setenv("ADSTREAM_API_LIMITS_PASSWORD", "wrong")
+    with pytest.raises(typer.Exit) as stopped:
+        cli._check_auth("0.0.0.0")  # noqa: S104
+    assert stopped.value.exit_code == cli.EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert "ADSTREAM_API_LIMITS_URL" in err
+    assert "wrong" not in err  # the password never
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("ADSTREAM_API_LIMITS_URL", f"redis://127.0.0.1:{port}")
+    cli._check_auth("0.0.0.0")  # noqa: S104
+    assert "starting anyway" in capsys.readouterr().err

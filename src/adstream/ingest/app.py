@@ -165,26 +165,13 @@ def _gate(api: ApiSettings, metrics: Metrics) -> tuple[Gate | None, Path | None]
         return None, None
     keys = api.key_ring()
     if api.limits_url is not None:
-        return Gate(keys, _redis_limits(api), metrics, api.max_url_ttl_s), None
+        from adstream.ingest.limits_redis import RedisLimits  # only this mode needs redis-py
+
+        limits = RedisLimits.from_settings(api)  # shared by every server on that Redis
+        return Gate(keys, limits, metrics, api.max_url_ttl_s), None
     owned = None if api.state_dir else Path(tempfile.mkdtemp(prefix="adstream-auth-"))
-    limits: LimitsStore = SharedLimits(api.state_dir or owned or Path())
-    return Gate(keys, limits, metrics, api.max_url_ttl_s), owned
-
-
-def _redis_limits(api: ApiSettings) -> LimitsStore:
-    """Limits and nonces shared by every server on the same Redis/Valkey (AWS: all tasks)."""
-    from adstream.ingest.limits_redis import RedisLimits  # only this mode needs redis-py
-
-    assert api.limits_url is not None
-    username, password = api.limits_credentials()
-    return RedisLimits.from_url(
-        api.limits_url.get_secret_value(),
-        username=username,
-        password=password,
-        timeout_s=api.limits_timeout_s,
-        down_for_s=api.limits_down_s,
-        cluster=api.limits_cluster,
-    )
+    local: LimitsStore = SharedLimits(api.state_dir or owned or Path())
+    return Gate(keys, local, metrics, api.max_url_ttl_s), owned
 
 
 FATAL_EXIT_DELAY_S = 1.0

@@ -38,7 +38,8 @@ from redis.asyncio import Redis, RedisCluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from adstream.ingest.limits_store import LimitsStoreDownError, lease_size
+from adstream.ingest.config import ApiSettings
+from adstream.ingest.limits_store import LimitsStoreConfigError, LimitsStoreDownError, lease_size
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,44 @@ class RedisLimits:
             client = Redis.from_url(url, retry=Retry(NoBackoff(), 1), **options)
         return cls(client, timeout_s=timeout_s, down_for_s=down_for_s)
 
+    @classmethod
+    def from_settings(cls, api: ApiSettings) -> RedisLimits:
+        """The store ``ADSTREAM_API_LIMITS_*`` describe (`limits_url` must be set)."""
+        assert api.limits_url is not None
+        username, password = api.limits_credentials()
+        return cls.from_url(
+            api.limits_url.get_secret_value(),
+            username=username,
+            password=password,
+            timeout_s=api.limits_timeout_s,
+            down_for_s=api.limits_down_s,
+            cluster=api.limits_cluster,
+        )
+
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+    async def check(self) -> None:
+        """Before serving: can this client log in and run the script?
+
+        `LimitsStoreConfigError` when the server refuses it (wrong password, a user without
+        the access string): that will not pass, so `adstream serve` stops (exit 2) and a
+        deployment rolls back. `LimitsStoreDownError` when it does not answer: that may
+        pass, so the server starts and answers 503 meanwhile.
+        """
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                await self._redis.ping()
+                await self._redis.script_load(TAKE_SCRIPT)
+        except _FAILURES as exc:
+            refusal = _refusal(exc)
+            if refusal is not None:
+                raise LimitsStoreConfigError(
+                    f"the rate-limit store refused this client: {refusal}"
+                ) from None
+            raise LimitsStoreDownError(
+                f"the rate-limit store does not answer: {type(exc).__name__}: {exc}", 1
+            ) from None
 
     async def take(self, key_id: str, cost: int, rate_per_s: float, burst: int) -> float:
         held = self._leases.pop(key_id, 0.0)
@@ -185,6 +222,23 @@ class RedisLimits:
             self._down_until = self._clock() + self._down_for_s
             log.error("rate-limit store (Redis) failed: %s: %s", type(exc).__name__, exc)
             raise LimitsStoreDownError("the rate-limit store is unavailable", retry_after) from None
+
+
+_REFUSALS = (
+    redis_errors.AuthenticationError,
+    redis_errors.AuthorizationError,
+    redis_errors.NoPermissionError,
+)
+
+
+def _refusal(exc: BaseException) -> BaseException | None:
+    """The server's refusal behind `exc` (a cluster client wraps it), if that is what it is."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _REFUSALS) or "WRONGPASS" in str(seen):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _close(command: Awaitable[Any]) -> None:

@@ -50,6 +50,10 @@ class LimitsStoreDownError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class LimitsStoreConfigError(Exception):
+    """The shared store refuses this client (credentials, permissions): not a passing outage."""
+
+
 class LimitsStore(Protocol):
     """Token buckets per key id and a replay set of (key id, nonce) until their expiry.
 
