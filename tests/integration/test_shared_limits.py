@@ -256,3 +256,25 @@ def test_serve_stops_on_refused_credentials_and_starts_when_redis_is_down(
     monkeypatch.setenv("ADSTREAM_API_LIMITS_URL", f"redis://127.0.0.1:{port}")
     cli._check_auth("0.0.0.0")  # noqa: S104
     assert "starting anyway" in capsys.readouterr().err
+
+
+def test_rediss_verifies_the_servers_certificate() -> None:
+    """TLS as on AWS (``rediss://``): the server's certificate must chain to the CA file
+    (default certifi's bundle, which does not hold this test's CA: refused as a config
+    error, not taken for an outage)."""
+    with running_redis(tls=True) as server:
+        assert server.url.startswith("rediss://")
+
+        async def scenario(ca_file: Path | None) -> bool:
+            store = RedisLimits.from_url(
+                server.url, username=USER, password=PASSWORD, ca_file=ca_file
+            )
+            try:
+                await store.check()
+                return await store.first_use("k", "n", int(time.time()) + 60)
+            finally:
+                await store.aclose()
+
+        assert asyncio.run(scenario(server.ca_file))
+        with pytest.raises(LimitsStoreConfigError, match="certificate"):
+            asyncio.run(scenario(None))

@@ -20,6 +20,7 @@ import redis
 
 from adstream.ingest.limits_redis import ACCESS_STRING
 from adstream.local import processes
+from adstream.local.certs import CertificateAuthority
 from tests.support.ports import free_port
 
 USER, PASSWORD = "adstream", "test-password-0123456789"
@@ -40,22 +41,48 @@ class RedisServer:
     port: int
     cluster: bool = False
     """Cluster mode (one node owning every slot), as ElastiCache Serverless runs."""
+    tls: bool = False
+    """TLS only (no plaintext port), with a certificate of a CA of its own (`ca_file`)."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
+    def ca_file(self) -> Path:
+        return self.root / "ca.pem"
+
+    @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}"
 
     def client(self) -> redis.Redis:
         """As the test's administrator (the store's own user may not look around)."""
+        tls = {"ssl": True, "ssl_ca_certs": str(self.ca_file)} if self.tls else {}
         return redis.Redis(
-            port=self.port, username=ADMIN, password=ADMIN_PASSWORD, socket_timeout=2
+            host="127.0.0.1",
+            port=self.port,
+            username=ADMIN,
+            password=ADMIN_PASSWORD,
+            socket_timeout=2,
+            **tls,
+        )
+
+    def _tls_config(self) -> str:
+        if not self.ca_file.exists():  # once: a restart keeps the certificate clients trust
+            ca = CertificateAuthority.create("adstream test Redis CA")
+            server = ca.issue("redis", ip_addresses=("127.0.0.1",), server=True)
+            (self.root / "server.pem").write_bytes(server.cert_pem())
+            (self.root / "server.key").write_bytes(server.key_pem())
+            self.ca_file.write_bytes(ca.pair.cert_pem())
+        return (
+            f"port 0\ntls-port {self.port}\ntls-cert-file {self.root}/server.pem\n"
+            f"tls-key-file {self.root}/server.key\ntls-ca-cert-file {self.ca_file}\n"
+            "tls-auth-clients no\n"
         )
 
     def start(self) -> None:
         config = self.root / "redis.conf"
+        listen = self._tls_config() if self.tls else f"port {self.port}\n"
         config.write_text(
-            f'port {self.port}\nbind 127.0.0.1\ndir {self.root}\nsave ""\nappendonly no\n'
+            f'{listen}bind 127.0.0.1\ndir {self.root}\nsave ""\nappendonly no\n'
             f"user default off\nuser {USER} {ACCESS_STRING} >{PASSWORD}\n"
             f"user {ADMIN} on ~* +@all >{ADMIN_PASSWORD}\n"
             + (
@@ -92,8 +119,9 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def running_redis(cluster: bool = False) -> Iterator[RedisServer]:
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="adstream-redis-")), free_port(), cluster)
+def running_redis(cluster: bool = False, tls: bool = False) -> Iterator[RedisServer]:
+    root = Path(tempfile.mkdtemp(prefix="adstream-redis-"))
+    server = RedisServer(root, free_port(), cluster=cluster, tls=tls)
     try:
         server.start()
         yield server

@@ -111,6 +111,11 @@ class ApiSettings(BaseSettings):
     limits_password_file: Path | None = Field(
         default=None, description="a file holding the password, if limits_password is unset"
     )
+    limits_ca_file: Path | None = Field(
+        default=None,
+        description="rediss://: the CA certificates (PEM) the server's must chain to; "
+        "default: certifi's bundle (ElastiCache's certificates chain to the Amazon roots)",
+    )
     limits_timeout_s: float = Field(
         default=0.5,
         gt=0,

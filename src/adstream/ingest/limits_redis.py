@@ -29,10 +29,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+import certifi
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis, RedisCluster
 from redis.backoff import NoBackoff
@@ -113,11 +116,14 @@ class RedisLimits:
         timeout_s: float = 0.5,
         down_for_s: float = 1.0,
         cluster: bool = False,
+        ca_file: Path | None = None,
     ) -> RedisLimits:
         """A client for ``redis://`` or ``rediss://`` (TLS, the server's certificate and
         host name verified); credentials given here win over none in the URL. `cluster`:
         a cluster-mode client (ElastiCache Serverless is a cluster), which follows the
-        slot map; each key lives in one slot, and the script touches one key."""
+        slot map; each key lives in one slot, and the script touches one key. `ca_file`:
+        the CAs a ``rediss://`` server's certificate must chain to (default: certifi's
+        bundle, which holds the Amazon roots ElastiCache's certificates chain to)."""
         options: dict[str, Any] = {
             "username": username,
             "password": password,
@@ -126,6 +132,8 @@ class RedisLimits:
             "decode_responses": True,
             "max_connections": MAX_CONNECTIONS,
         }
+        if url.startswith("rediss://"):
+            options["ssl_ca_certs"] = str(ca_file) if ca_file else certifi.where()
         client: Redis | RedisCluster
         if cluster:
             client = RedisCluster.from_url(url, retry=Retry(NoBackoff(), 1), **options)
@@ -145,6 +153,7 @@ class RedisLimits:
             timeout_s=api.limits_timeout_s,
             down_for_s=api.limits_down_s,
             cluster=api.limits_cluster,
+            ca_file=api.limits_ca_file,
         )
 
     async def aclose(self) -> None:
@@ -228,6 +237,7 @@ _REFUSALS = (
     redis_errors.AuthenticationError,
     redis_errors.AuthorizationError,
     redis_errors.NoPermissionError,
+    ssl.SSLCertVerificationError,  # a certificate we do not trust will not change either
 )
 
 
