@@ -178,6 +178,33 @@ def test_redis_down_is_refused_at_once_and_recovers_after_it_is_back(cluster: bo
         asyncio.run(scenario())
 
 
+def test_a_nonce_is_released_even_while_the_store_refuses(redis_server: RedisServer) -> None:
+    """The nonce was stored, then the bucket call failed: the caller gets 503 and is told
+    to retry, so the release must not be skipped by the refusal that failure starts."""
+    redis_server.client().flushall()
+    admin = redis_server.client()
+    clock = [time.time()]
+
+    async def scenario() -> None:
+        store = redis_limits(redis_server, lambda: clock[0], down_for_s=60.0, timeout_s=0.2)
+        exp = int(clock[0]) + 600
+        assert await store.first_use("k", "kept", exp)
+        admin.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")  # writes wait: a timeout
+        try:
+            with pytest.raises(LimitsStoreDownError):
+                await store.take("k", 1, rate_per_s=1.0, burst=10)
+        finally:
+            admin.execute_command("CLIENT", "UNPAUSE")
+        with pytest.raises(LimitsStoreDownError):  # refusing for down_for_s
+            await store.first_use("k", "other", exp)
+        await store.forget("k", "kept")
+        clock[0] += 60.0
+        assert await store.first_use("k", "kept", exp)
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_a_redis_that_does_not_answer_times_out_rather_than_hangs() -> None:
     """A listening socket that never answers (a black-holed endpoint): the socket timeout
     ends the call (pytest-timeout would fail a hang)."""

@@ -211,16 +211,19 @@ class RedisLimits:
         return bool(stored)
 
     async def forget(self, key_id: str, nonce: str) -> None:
-        """Best effort: if Redis is down, the nonce stays refused until the URL expires."""
+        """Best effort, tried even while refusing (the nonce may have been stored just
+        before a failure, and the caller was told to retry): if Redis is down, the nonce
+        stays refused until the URL expires."""
         try:
-            await self._call(self._redis.delete(f"{KEY_PREFIX}nonce:{key_id}:{nonce}"))
+            command = self._redis.delete(f"{KEY_PREFIX}nonce:{key_id}:{nonce}")
+            await self._call(command, even_if_down=True)
         except LimitsStoreDownError:
             log.warning("could not release nonce of key %s: the limits store is down", key_id)
 
-    async def _call(self, command: Awaitable[T]) -> T:
+    async def _call(self, command: Awaitable[T], even_if_down: bool = False) -> T:
         """Await a command within the deadline; `LimitsStoreDownError` if Redis fails."""
         retry_after = max(1, math.ceil(self._down_for_s))
-        if self._clock() < self._down_until:
+        if self._clock() < self._down_until and not even_if_down:
             _close(command)
             raise LimitsStoreDownError("the rate-limit store is unavailable", retry_after)
         try:
