@@ -335,7 +335,7 @@ def test_redis_down_is_503_with_retry_after_and_nothing_published(
     with running_redis() as server:
         app = create_app(
             settings,
-            redis_settings(keys, server, limits_down_s=0, limits_timeout_s=0.2, hot_path=hot_path),
+            redis_settings(keys, server, limits_down_s=0, limits_timeout_s=2.0, hot_path=hot_path),
         )
         url = _signed(keys.full, "DOWN1")
         with TestClient(app) as client:

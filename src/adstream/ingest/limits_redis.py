@@ -226,14 +226,24 @@ class RedisLimits:
         if self._clock() < self._down_until and not even_if_down:
             _close(command)
             raise LimitsStoreDownError("the rate-limit store is unavailable", retry_after)
+        acquired = False
         try:
-            async with asyncio.timeout(self._deadline_s), self._slots:
+            async with asyncio.timeout(self._deadline_s):
+                await self._slots.acquire()
+                acquired = True
                 return await command
         except _FAILURES as exc:
-            _close(command)  # if it never started (timed out waiting for a connection)
+            _close(command)  # if it never started
+            if not acquired:  # this worker has too many calls in flight: not an outage
+                raise LimitsStoreDownError(
+                    "the rate-limit store is busy: too many calls waiting", retry_after
+                ) from None
             self._down_until = self._clock() + self._down_for_s
             log.error("rate-limit store (Redis) failed: %s: %s", type(exc).__name__, exc)
             raise LimitsStoreDownError("the rate-limit store is unavailable", retry_after) from None
+        finally:
+            if acquired:
+                self._slots.release()
 
 
 _REFUSALS = (
