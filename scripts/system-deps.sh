@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs for real: PostgreSQL for the aggregator
-# store tests, Chromium for the dashboard's browser test, Prometheus (server + promtool, node exporter) for the
+# store tests, Redis for the API's shared rate limits (ElastiCache on AWS), Chromium for the
+# dashboard's browser test, Prometheus (server + promtool, node exporter) for the
 # alert-rule tests and the live scrape test, podman + runc + mmdebstrap to build and run the
 # container image without Docker or a registry (`make image`, the image test). Java 17+ and
 # Maven are checked, not installed here: `adstream kafka install` explains what is missing. Debian/Ubuntu only.
@@ -8,6 +9,7 @@ set -euo pipefail
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || need+=(prometheus-node-exporter)
@@ -29,8 +31,10 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recomme
 # The prometheus and prometheus-node-exporter packages enable system services (:9090, :9100
 # and the exporter's timers); the tests and `adstream monitor` run their own, so stop and
 # disable them where systemd runs.
-if [[ " ${need[*]} " == *" prometheus"* ]] && [ -d /run/systemd/system ]; then
-    for unit in prometheus prometheus-node-exporter prometheus-node-exporter-{apt,smartmon}.timer; do
+# Likewise redis-server's service (:6379): the tests start their own servers.
+if [[ " ${need[*]} " =~ " "(prometheus|redis-server) ]] && [ -d /run/systemd/system ]; then
+    for unit in prometheus prometheus-node-exporter prometheus-node-exporter-{apt,smartmon}.timer \
+        redis-server; do
         $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true
     done
 fi

@@ -35,7 +35,8 @@ def shipped_data(name: str) -> dict[str, Any]:
 
 
 def variant_profile() -> Profile:
-    """dev with plaintext (TLS_PLAINTEXT), mTLS through an existing CA, SCRAM clients, NAT."""
+    """dev with plaintext (TLS_PLAINTEXT), mTLS through an existing CA, SCRAM clients, NAT,
+    and per-task rate limits (no shared limits cache)."""
     data = shipped_data("dev")
     data["name"] = "variant"
     data["cluster"]["name"] = "adstream-variant"
@@ -43,6 +44,7 @@ def variant_profile() -> Profile:
     data["cluster"]["auth"].update(mtls=True, private_ca_arn=EXISTING_CA)
     data["clients"]["auth"] = "scram"
     data["network"]["egress"] = "nat"
+    data["clients"]["api_limits"] = {"enabled": False}
     return parse_profile(data, "variant")
 
 

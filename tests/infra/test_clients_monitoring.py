@@ -40,7 +40,10 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
         **DATABASE_ENV,
     }
     port = {"Fn::GetAtt": [db_id, "Endpoint.Port"]}
-    assert _env(containers["api"]) == {
+    api_env = _env(containers["api"])
+    assert "rediss://" in str(api_env.pop("ADSTREAM_API_LIMITS_URL"))  # test_limits_cache.py
+    assert api_env.pop("ADSTREAM_API_LIMITS_CLUSTER") == "true"
+    assert api_env == {
         **common,
         "ADSTREAM_KAFKA_CLIENT_ID": "adstream-ingest",
         "ADSTREAM_API_TOPIC": "ad-events",
@@ -64,7 +67,7 @@ def test_services_use_iam_roles_and_kafka_environment(synth: SynthCache, name: s
     assert containers["api"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamProducer")
     assert containers["aggregator"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("IamAggregator")
     for service in ("api", "aggregator"):  # the database's (+ the API's keys), no Kafka's
-        extra = API_KEY_SECRETS if service == "api" else set()
+        extra = API_KEY_SECRETS | LIMITS_SECRETS if service == "api" else set()
         assert {item["Name"] for item in containers[service]["Secrets"]} == {
             *LIBPQ_FIELDS,
             *extra,
@@ -80,6 +83,7 @@ REQUIREMENTS = {"dev": PROVISIONED, "prod": PROVISIONED, "serverless": {}}
 DATABASE_ENV = {"PGSSLMODE": "verify-full"}
 LIBPQ_FIELDS = ("PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE")
 API_KEY_SECRETS = {"ADSTREAM_API_PEPPER", "ADSTREAM_API_KEYS_JSON"}
+LIMITS_SECRETS = {"ADSTREAM_API_LIMITS_USERNAME", "ADSTREAM_API_LIMITS_PASSWORD"}
 
 
 def test_scram_clients_get_credentials_as_secrets_not_environment(synth: SynthCache) -> None:
@@ -115,16 +119,17 @@ def test_services_run_private_in_the_client_group_behind_an_internal_lb(
     s = synth(name)
     services = s.resources("AWS::ECS::Service")
     assert len(services) == 2
+    groups = s.resources("AWS::EC2::SecurityGroup")
+    clients = next(k for k in groups if k.startswith("SecurityGroupsClients"))
+    limits = next(k for k in groups if k.startswith("ApiLimitsApiTasks"))
     for service in services.values():
         vpc = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
         assert vpc["AssignPublicIp"] == "DISABLED"
-        assert [g["Fn::GetAtt"][0] for g in vpc["SecurityGroups"]] == [
-            next(
-                k
-                for k in s.resources("AWS::EC2::SecurityGroup")
-                if k.startswith("SecurityGroupsClients")
-            )
-        ]
+        is_api = "ApiTask" in service["Properties"]["TaskDefinition"]["Ref"]
+        # The API tasks also in the group the rate-limit cache admits (test_limits_cache.py).
+        assert [g["Fn::GetAtt"][0] for g in vpc["SecurityGroups"]] == (
+            [clients, limits] if is_api else [clients]
+        )
         private = {k for k, r in s.resources("AWS::EC2::Subnet").items() if "private" in k}
         assert {ref["Ref"] for ref in vpc["Subnets"]} == private
     lb = s.one("AWS::ElasticLoadBalancingV2::LoadBalancer")
@@ -323,7 +328,9 @@ def test_services_read_the_count_database_from_its_secret(synth: SynthCache) -> 
     containers = _containers(s)
     arn = s.profile.clients.database_secret_arn
     api_secrets = [
-        item for item in containers["api"]["Secrets"] if item["Name"] not in API_KEY_SECRETS
+        item
+        for item in containers["api"]["Secrets"]
+        if item["Name"] not in API_KEY_SECRETS | LIMITS_SECRETS
     ]
     assert api_secrets == [{"Name": "ADSTREAM_API_DB_URL", "ValueFrom": arn}]
     assert containers["aggregator"]["Secrets"] == [

@@ -28,6 +28,7 @@ from adstream.local.registry_dist import ensure_registry
 from tests.integration.aggregate_helpers import PrivateTopic, private_topic
 from tests.support.ports import free_base_port, free_port
 from tests.support.postgres import PostgresServer, running_postgres
+from tests.support.redis import RedisServer, running_redis
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +113,13 @@ def cluster(
 def postgres() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the session; tests take fresh databases from it."""
     with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session (fails, not skips, if it is not installed)."""
+    with running_redis() as server:
         yield server
 
 

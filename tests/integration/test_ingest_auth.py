@@ -24,6 +24,9 @@ from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import local_kafka_settings
 from tests.integration.aggregate_helpers import PrivateTopic, RunningAggregator, wait_until
 from tests.integration.ingest_support import high_watermarks, plaintext_settings, read_from
+from tests.support.redis import PASSWORD as REDIS_PASSWORD
+from tests.support.redis import USER as REDIS_USER
+from tests.support.redis import RedisServer, running_redis
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +91,7 @@ def keys() -> Keys:
     )
 
 
-def keyed_settings(keys: Keys, state_dir: Path, **changes: object) -> ApiSettings:
+def keyed_settings(keys: Keys, state_dir: Path | None, **changes: object) -> ApiSettings:
     document = KeyFile(keys=[k.record() for k in keys.all]).model_dump_json()
     return ApiSettings(
         auth="keys",
@@ -279,6 +282,79 @@ def test_a_signed_url_is_counted_once_and_its_replay_refused(
         )
     [(ad, _, impressions, clicks)] = store.totals()
     assert (ad, impressions, clicks) == ("SIGNED1", 1, 1)
+
+
+# ---- limits and nonces shared across tasks (Redis, as on AWS) -----------------------------
+def redis_settings(keys: Keys, server: RedisServer, **changes: object) -> ApiSettings:
+    """Keys mode with the limits in `server`: no state directory, nothing per server."""
+    return keyed_settings(
+        keys,
+        None,
+        limits_url=server.url,
+        limits_username=REDIS_USER,
+        limits_password=REDIS_PASSWORD,
+        **changes,
+    )
+
+
+def test_two_servers_sharing_redis_share_one_bucket_and_the_nonces(
+    broker: LocalBroker, keys: Keys, redis_server: RedisServer
+) -> None:
+    """Two tasks (one with the hot path, one without): `scarce`'s 2 events are spent across
+    both, and a signed URL counted by one is a replay for the other. (With a SQLite
+    file per server each would grant 2, and each would accept the URL once.)"""
+    redis_server.client().flushall()
+    settings = plaintext_settings(broker)
+    first = create_app(settings, redis_settings(keys, redis_server))
+    second = create_app(settings, redis_settings(keys, redis_server, hot_path=False))
+    auth = keys.scarce.bearer
+    with TestClient(first) as one, TestClient(second) as two:
+        assert one.post("/ads/AD1/impression", headers=auth).status_code == 200
+        assert two.post("/ads/AD1/click", headers=auth).status_code == 200
+        before = high_watermarks(broker)
+        for client in (one, two):
+            answer = client.post("/ads/AD1/impression", headers=auth)
+            assert answer.status_code == 429, answer.text
+            assert int(answer.headers["retry-after"]) >= 900
+        assert high_watermarks(broker) == before
+        url = _signed(keys.full, "SHARED1")
+        assert one.get("/pixel.gif", params=url).status_code == 200
+        replay = two.get("/pixel.gif", params=url)
+        assert replay.status_code == 409
+        assert replay.json()["error"] == "replayed"
+    assert redis_server.client().exists(f"adstream:nonce:{keys.full.key_id}:{url['nonce']}")
+
+
+@pytest.mark.parametrize("hot_path", [True, False])
+def test_redis_down_is_503_with_retry_after_and_nothing_published(
+    broker: LocalBroker, keys: Keys, hot_path: bool
+) -> None:
+    """Fail closed (`limits_redis` says why): what needs the store gets 503 and
+    Retry-After, fast and never a 500; once Redis is back the same URL counts."""
+    settings = plaintext_settings(broker)
+    with running_redis() as server:
+        app = create_app(
+            settings,
+            redis_settings(keys, server, limits_down_s=0, limits_timeout_s=2.0, hot_path=hot_path),
+        )
+        url = _signed(keys.full, "DOWN1")
+        with TestClient(app) as client:
+            assert client.post("/ads/AD1/impression", headers=keys.scarce.bearer).status_code == 200
+            server.stop()
+            before = high_watermarks(broker)
+            answers = [
+                client.get("/pixel.gif", params=url),
+                client.post("/ads/DOWN1/click", params=_signed(keys.full, "DOWN1", "click")),
+                client.post("/ads/AD1/impression", headers=keys.scarce.bearer),
+                client.post("/events", json=[{"adId": "AD1"}], headers=keys.scarce.bearer),
+            ]
+            for answer in answers:
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["error"] == "limits_unavailable"
+                assert answer.headers["retry-after"] == "1"
+            assert high_watermarks(broker) == before
+            server.start()
+            assert client.get("/pixel.gif", params=url).status_code == 200
 
 
 # ---- the caller on the Kafka record ------------------------------------------------------

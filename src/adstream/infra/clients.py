@@ -33,6 +33,7 @@ from constructs import Construct
 from adstream.infra.api_keys import ApiKeySecrets
 from adstream.infra.checks import acknowledge
 from adstream.infra.database import LIBPQ_URL, DatabaseConnection
+from adstream.infra.limits_cache import LimitsConnection
 from adstream.infra.profiles import (
     PROJECT_ROOT,
     ClientAuth,
@@ -168,12 +169,15 @@ class ClientServices(Construct):
         brokers: str,
         scram_secrets: dict[str, secretsmanager.Secret],
         database: DatabaseConnection | None = None,
+        limits: LimitsConnection | None = None,
         extra_environment: dict[str, str] | None = None,
     ) -> None:
         """`database`: the database the stack created (else the profile's existing one);
+        `limits`: the API's shared rate-limit cache (else each task limits on its own);
         `extra_environment`: for both services (e.g. the schema registry's settings)."""
         super().__init__(scope, construct_id)
         self._profile, self._scram, self._created_database = profile, scram_secrets, database
+        self._limits = limits
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
@@ -197,6 +201,8 @@ class ClientServices(Construct):
             # API keys required (README "Callers, keys and signed URLs"); the pepper and the
             # key document come from `self.api_keys` as task secrets.
             "ADSTREAM_API_AUTH": "keys",
+            # Rate limits and nonces shared by all API tasks (limits_cache.py).
+            **(limits.environment() if limits else {}),
             **(extra_environment or {}),
         }
         self.api_keys = ApiKeySecrets(self, "ApiKeys", stack_name=profile.cluster.name)
@@ -245,7 +251,8 @@ class ClientServices(Construct):
             environment=environment | self._database_environment(name.lower()),
             secrets=self._scram_secrets(scram_user)
             | self._database_secret(name.lower())
-            | (self.api_keys.task_secrets() if is_api else {}),
+            | (self.api_keys.task_secrets() if is_api else {})
+            | (self._limits.secrets() if is_api and self._limits else {}),
             health_check=(
                 ecs.HealthCheck(
                     command=health_check_command(clients.api_port, LIVENESS_PATH),
@@ -279,7 +286,8 @@ class ClientServices(Construct):
             cluster=self.cluster,
             task_definition=task,
             desired_count=spec.desired_count,
-            security_groups=[self._sg],
+            security_groups=[self._sg]
+            + ([self._limits.security_group] if is_api and self._limits else []),
             vpc_subnets=self._subnets,
             assign_public_ip=False,
             min_healthy_percent=100,

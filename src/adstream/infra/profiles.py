@@ -215,6 +215,31 @@ class ApiScalingProfile(_Model):
     cpu_percent: int = Field(default=60, ge=10, le=90)
 
 
+class SharedLimitsProfile(_Model):
+    """The API's rate limits and signed-URL nonces in an ElastiCache Serverless (Valkey)
+    cache shared by every API task (`adstream.infra.limits_cache`)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="false: no cache; each task keeps its own limits (a key's effective "
+        "budget is its burst times the task count) and refuses replays it saw itself",
+    )
+    max_data_gb: int = Field(
+        default=1,
+        ge=1,
+        le=5000,
+        description="ceiling on stored data (buckets, nonces until their URL expires): "
+        "bounds the bill; beyond it writes fail and the API answers 503",
+    )
+    max_ecpu_per_second: int | None = Field(
+        default=None,
+        ge=1000,
+        le=15_000_000,
+        description="ceiling on ElastiCache Processing Units per second (about one per "
+        "signed URL, one per bucket lease); unset: the service's own limit",
+    )
+
+
 class ClientsProfile(_Model):
     image: ImageProfile = ImageProfile()
     auth: ClientAuth = ClientAuth.IAM
@@ -251,6 +276,7 @@ class ClientsProfile(_Model):
         "on a provisioned cluster, unchecked on MSK Serverless (fixed at 2 by AWS)",
     )
     api_scaling: ApiScalingProfile = ApiScalingProfile()
+    api_limits: SharedLimitsProfile = SharedLimitsProfile()
     api: ServiceProfile = ServiceProfile(command=("serve",))
     aggregator: ServiceProfile = ServiceProfile(command=("aggregate",))
 

@@ -28,6 +28,7 @@ from adstream.infra.kafka_apply import (
     manages_quotas,
     topic_partitions,
 )
+from adstream.infra.limits_cache import LimitsCache
 from adstream.infra.monitoring import ClusterAlarms, OpsDashboard
 from adstream.infra.network import Network
 from adstream.infra.profiles import ClientAuth, PixelMode, Profile, ProfileError
@@ -167,6 +168,17 @@ class AdstreamStack(Stack):
             if profile.database.created
             else None
         )
+        limits_cache = (
+            LimitsCache(
+                self,
+                "ApiLimits",
+                profile=profile,
+                vpc=network.vpc,
+                subnets=network.private_subnets,
+            )
+            if profile.clients.api_limits.enabled
+            else None
+        )
         services = ClientServices(
             self,
             "Clients",
@@ -180,6 +192,7 @@ class AdstreamStack(Stack):
             brokers=brokers.brokers[profile.clients.auth],
             scram_secrets=scram.secrets if scram else {},
             database=database.connection if database else None,
+            limits=limits_cache.connection if limits_cache else None,
             extra_environment=schema_env,
         )
         if schema is not None:
@@ -266,6 +279,8 @@ class AdstreamStack(Stack):
         if database is not None:
             CfnOutput(self, "DatabaseEndpoint", value=database.endpoint.hostname)
             CfnOutput(self, "DatabaseSecretArn", value=database.secret.secret_arn)
+        if limits_cache is not None:
+            CfnOutput(self, "ApiLimitsEndpoint", value=limits_cache.cache.attr_endpoint_address)
         if schema is not None:
             CfnOutput(self, "SchemaRegistryName", value=schema.registry_name)
         if pixels is not None:

@@ -29,7 +29,7 @@ from adstream.ingest.config import ApiSettings
 from adstream.ingest.errors import PublishError
 from adstream.ingest.health import ReadinessProbe
 from adstream.ingest.hot_path import HotPath
-from adstream.ingest.limits_store import SharedLimits
+from adstream.ingest.limits_store import LimitsStore, SharedLimits
 from adstream.ingest.metrics import FLUSH_S, Metrics, Receive, Scope, Send
 from adstream.ingest.publisher import AdEventPublisher
 from adstream.ingest.routes import router
@@ -125,7 +125,7 @@ def create_app(
             await publisher.close(api.shutdown_flush_s)
             metrics.flush()
             if gate is not None:
-                gate.limits.close()
+                await gate.limits.aclose()
             if state_dir is not None:
                 shutil.rmtree(state_dir, ignore_errors=True)
 
@@ -164,9 +164,14 @@ def _gate(api: ApiSettings, metrics: Metrics) -> tuple[Gate | None, Path | None]
     if api.auth == "none":
         return None, None
     keys = api.key_ring()
+    if api.limits_url is not None:
+        from adstream.ingest.limits_redis import RedisLimits  # only this mode needs redis-py
+
+        limits = RedisLimits.from_settings(api)  # shared by every server on that Redis
+        return Gate(keys, limits, metrics, api.max_url_ttl_s), None
     owned = None if api.state_dir else Path(tempfile.mkdtemp(prefix="adstream-auth-"))
-    limits = SharedLimits(api.state_dir or owned or Path())
-    return Gate(keys, limits, metrics, api.max_url_ttl_s), owned
+    local: LimitsStore = SharedLimits(api.state_dir or owned or Path())
+    return Gate(keys, local, metrics, api.max_url_ttl_s), owned
 
 
 FATAL_EXIT_DELAY_S = 1.0

@@ -13,9 +13,12 @@ anything is published:
 4. **admit**: the key's token bucket (one token per event) → 429 with ``Retry-After``.
    A refused request spends no tokens, and its nonce is released again, as it is when
    Kafka does not acknowledge (`release`), so a retry of the same URL can still count.
+   If the shared store cannot answer (Redis down): 503 with ``Retry-After``
+   (`limits_redis` says why it fails closed).
 
 What guarantees what for signed URLs: the API refuses a replay it has seen (the nonce
-store is shared by one server's workers, `limits_store`); the aggregator's event-id
+store is shared by one server's workers, `limits_store`, or by every task sharing a
+Redis, `limits_redis`); the aggregator's event-id
 de-duplication guarantees a replay is never counted twice even when the API did not see
 it (another task, a restart), because the event id derives from key id and nonce, as long
 as the URL's lifetime (at most ``ADSTREAM_API_MAX_URL_TTL_S``) is within the aggregator's
@@ -33,7 +36,7 @@ from typing import Protocol
 
 from adstream.events import AdEvent, EventType
 from adstream.ingest.keys import InvalidKeyError, KeyRecord, KeyRing, Scopes
-from adstream.ingest.limits_store import SharedLimits
+from adstream.ingest.limits_store import LimitsStore, LimitsStoreDownError
 from adstream.ingest.signing import SignatureError, SignedParams, signed_event_key
 
 UNKNOWN_CALLER = "unknown"
@@ -83,6 +86,20 @@ class RateLimitedError(AuthError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
+class LimitsUnavailableError(AuthError):
+    """The shared rate-limit and nonce store did not answer: try again shortly."""
+
+    status = 503
+    error = "limits_unavailable"
+
+    def __init__(self, detail: str, caller: str, retry_after_s: int) -> None:
+        super().__init__(detail, caller)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """An authenticated caller: its name (goes on the Kafka record) and key."""
@@ -111,7 +128,7 @@ class Gate:
     def __init__(
         self,
         keys: KeyRing,
-        limits: SharedLimits,
+        limits: LimitsStore,
         observer: CallerObserver,
         max_url_ttl_s: int,
         clock: Callable[[], float] = time.time,
@@ -160,7 +177,7 @@ class Gate:
         return self.bearer(authorization)
 
     # ---- 2. authorize, 3. replay, 4. admit -------------------------------------------------
-    def admit(self, caller: Caller, events: Sequence[AdEvent]) -> None:
+    async def admit(self, caller: Caller, events: Sequence[AdEvent]) -> None:
         """Check the events against the caller's scopes and bucket; raise if refused."""
         scopes = caller.scopes
         if len(events) > scopes.max_events:
@@ -174,15 +191,25 @@ class Gate:
                 self._forbid(
                     caller, f"this key may record at most {scopes.max_impressions} per event"
                 )
-        if caller.nonce is not None and not self.limits.first_use(
-            caller.key_id, caller.nonce, caller.exp
-        ):
-            raise self._refused(
-                ReplayedError("this signed URL was already used", caller.name), len(events)
-            )
-        wait = self.limits.take(caller.key_id, len(events), scopes.rate_per_s, scopes.burst)
+        try:
+            if caller.nonce is not None and not await self.limits.first_use(
+                caller.key_id, caller.nonce, caller.exp
+            ):
+                raise self._refused(
+                    ReplayedError("this signed URL was already used", caller.name), len(events)
+                )
+            try:
+                wait = await self.limits.take(
+                    caller.key_id, len(events), scopes.rate_per_s, scopes.burst
+                )
+            except LimitsStoreDownError:
+                await self.release(caller)
+                raise
+        except LimitsStoreDownError as exc:
+            unavailable = LimitsUnavailableError(str(exc), caller.name, exc.retry_after_s)
+            raise self._refused(unavailable, len(events)) from None
         if wait > 0:
-            self.release(caller)
+            await self.release(caller)
             error = RateLimitedError(
                 f"rate limit of {scopes.rate_per_s:g} events/s (burst {scopes.burst}) exceeded",
                 caller.name,
@@ -191,10 +218,10 @@ class Gate:
             raise self._refused(error, len(events))
         self.observer.caller_outcome(caller.name, "accepted", len(events))
 
-    def release(self, caller: Caller) -> None:
+    async def release(self, caller: Caller) -> None:
         """Forget a signed URL's nonce: its request was not counted, so it may be retried."""
         if caller.nonce is not None:
-            self.limits.forget(caller.key_id, caller.nonce)
+            await self.limits.forget(caller.key_id, caller.nonce)
 
     def _forbid(self, caller: Caller, detail: str) -> None:
         raise self._refused(ForbiddenError(detail, caller.name))

@@ -8,6 +8,7 @@ this module must not import prometheus-client (workers are forked from this proc
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -112,9 +113,32 @@ def _check_auth(host: str) -> None:
             )
         if api.auth == "keys":
             api.key_ring()
+            if api.limits_url is not None:
+                _check_limits_store(api)
     except (ValidationError, KeyConfigError) as exc:
         typer.echo(f"invalid API auth settings: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_CONFIG) from exc
+
+
+def _check_limits_store(api: ApiSettings) -> None:
+    """The shared rate-limit store must accept our credentials (else exit 2); if it does not
+    answer, start anyway: requests that need it get 503 until it does."""
+    from adstream.ingest.limits_redis import RedisLimits
+    from adstream.ingest.limits_store import LimitsStoreConfigError, LimitsStoreDownError
+
+    async def check() -> None:
+        limits = RedisLimits.from_settings(api)
+        try:
+            await limits.check()
+        finally:
+            await limits.aclose()
+
+    try:
+        asyncio.run(check())
+    except LimitsStoreConfigError as exc:
+        raise KeyConfigError(f"ADSTREAM_API_LIMITS_URL: {exc}") from exc
+    except LimitsStoreDownError as exc:
+        typer.echo(f"warning: {exc}; starting anyway (503 until it answers)", err=True)
 
 
 def _check_schema_settings() -> None:

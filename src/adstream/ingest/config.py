@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adstream.events import EventTimeWindow
@@ -91,6 +91,46 @@ class ApiSettings(BaseSettings):
         description="shared by one server's workers: token buckets and URL nonces "
         "(`adstream serve` makes a fresh one; default: a temporary directory per app)",
     )
+    limits_url: SecretStr | None = Field(
+        default=None,
+        description="where rate limits and URL nonces live when they must be shared beyond "
+        "one server: redis:// or rediss:// (TLS) of a Redis or Valkey (AWS: the stack's "
+        "ElastiCache Serverless cache); unset: a SQLite file in state_dir, per server",
+    )
+    limits_cluster: bool = Field(
+        default=False,
+        description="the Redis/Valkey runs in cluster mode (ElastiCache Serverless does; "
+        "set by the stack): use a cluster client that follows the slot map",
+    )
+    limits_username: str | None = Field(
+        default=None, description="the Redis ACL user (AWS: from the cache user's secret)"
+    )
+    limits_password: SecretStr | None = Field(
+        default=None, description="its password (AWS: from the cache user's secret)"
+    )
+    limits_password_file: Path | None = Field(
+        default=None, description="a file holding the password, if limits_password is unset"
+    )
+    limits_ca_file: Path | None = Field(
+        default=None,
+        description="rediss://: the CA certificates (PEM) the server's must chain to; "
+        "default: certifi's bundle (ElastiCache's certificates chain to the Amazon roots)",
+    )
+    limits_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=5,
+        description="socket and connect timeout of each Redis call, generous (a busy event "
+        "loop reads late; a round trip in a VPC takes about 1 ms); a request waits at most "
+        "three times this before its 503",
+    )
+    limits_down_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="after a failed Redis call, answer 503 at once for this long (and say "
+        "so in Retry-After) instead of letting every request wait out its timeout",
+    )
     max_url_ttl_s: int = Field(
         default=3600,
         ge=1,
@@ -99,6 +139,23 @@ class ApiSettings(BaseSettings):
         "aggregator's de-duplication window, so a replay the API did not see is still "
         "dropped there",
     )
+
+    @field_validator("limits_url")
+    @classmethod
+    def _redis_scheme(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("ADSTREAM_API_LIMITS_URL must be a redis:// or rediss:// URL")
+        return url
+
+    def limits_credentials(self) -> tuple[str | None, str | None]:
+        """The Redis user and password from the settings or the password file."""
+        if self.limits_password is not None:
+            password: str | None = self.limits_password.get_secret_value()
+        elif self.limits_password_file is not None:
+            password = self.limits_password_file.read_text().strip()
+        else:
+            password = None
+        return self.limits_username, password
 
     @property
     def event_window(self) -> EventTimeWindow:

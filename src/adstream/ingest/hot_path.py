@@ -83,7 +83,7 @@ class HotPath:
             return False  # FastAPI phrases the 422
         if gate is not None and caller is not None:
             try:
-                gate.admit(caller, [event])
+                await gate.admit(caller, [event])
             except AuthError as exc:
                 return await self._refuse(send, exc, kind, started)
         self.served += 1
@@ -93,7 +93,7 @@ class HotPath:
                 await self.service.publish(event, caller.name if caller is not None else None)
             except PublishError as exc:
                 if gate is not None and caller is not None:
-                    gate.release(caller)
+                    await gate.release(caller)
                 status = exc.status
                 body = orjson.dumps({"error": exc.reason, "detail": str(exc)})
                 headers = [(b"content-type", b"application/json")]

@@ -1,15 +1,18 @@
 """Per-key token buckets and seen URL nonces, shared by the API's worker processes.
 
-Where the state lives: one small SQLite database (WAL, ``synchronous=OFF``) in a
+`LimitsStore` is what the `Gate` calls; `open_limits` picks the backend from
+``ADSTREAM_API_LIMITS_URL``: unset, this module's `SharedLimits` (one SQLite file per
+server); ``redis://`` or ``rediss://``, `limits_redis.RedisLimits` (one budget across every
+task and server that shares the Redis/Valkey, as on AWS). Both share the lease design below.
+
+Where the SQLite state lives: one small SQLite database (WAL, ``synchronous=OFF``) in a
 directory all workers of one server share (`adstream serve` makes a fresh one per run,
 beside the metrics directory). SQLite's write lock serialises the workers, so two
 workers never both spend the same tokens or both accept the same nonce. The state is
 not durable on purpose: a restart refills every bucket and forgets nonces, and then the
 aggregator's event-id de-duplication still drops a replayed signed URL (the id derives
-from the nonce). On AWS, tasks share no disk, so this store limits per task; a shared
-store (ElastiCache for Redis with an atomic Lua token bucket and ``SET NX EX`` for
-nonces, or DynamoDB conditional writes with TTL) would give one limit across tasks; the
-README says how to set per-task limits until then.
+from the nonce). On AWS, tasks share no disk, so this store would limit per task; the
+stack gives the API tasks an ElastiCache Serverless cache instead (`limits_redis`).
 
 Cost on the hot path: a worker *leases* tokens in chunks (at most `MAX_LEASE` or 5% of
 the burst) and spends them in memory, so most requests never touch SQLite. The price is
@@ -23,6 +26,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 MAX_LEASE = 50
 PURGE_EVERY_S = 10.0
@@ -38,8 +42,48 @@ CREATE INDEX IF NOT EXISTS nonces_exp ON nonces (exp);
 """
 
 
+class LimitsStoreDownError(Exception):
+    """The shared store did not answer in time: the request cannot be admitted (503)."""
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class LimitsStoreConfigError(Exception):
+    """The shared store refuses this client (credentials, permissions): not a passing outage."""
+
+
+class LimitsStore(Protocol):
+    """Token buckets per key id and a replay set of (key id, nonce) until their expiry.
+
+    Async because a networked store must not block the worker's event loop while it
+    waits; the SQLite one answers without awaiting. `LimitsStoreDownError` when the
+    store cannot answer.
+    """
+
+    async def take(self, key_id: str, cost: int, rate_per_s: float, burst: int) -> float:
+        """Spend `cost` tokens: 0.0 if granted, else seconds to wait (spending nothing)."""
+        ...
+
+    async def first_use(self, key_id: str, nonce: str, exp: int) -> bool:
+        """Record the nonce until `exp` (epoch s); False if it was already recorded."""
+        ...
+
+    async def forget(self, key_id: str, nonce: str) -> None:
+        """Undo `first_use` for a request that was not counted (refused or not published)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def lease_size(burst: int) -> int:
+    """Tokens a worker takes beyond its need: at most `MAX_LEASE`, 5% of the burst."""
+    return min(MAX_LEASE, burst // 20)
+
+
 class SharedLimits:
-    """Token buckets per key id and a replay set of (key id, nonce) until their expiry."""
+    """`LimitsStore` in a SQLite file shared by the workers of one server."""
 
     def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -53,10 +97,10 @@ class SharedLimits:
         self._leases: dict[str, float] = {}
         self._purged = 0.0
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         self._db.close()
 
-    def take(self, key_id: str, cost: int, rate_per_s: float, burst: int) -> float:
+    async def take(self, key_id: str, cost: int, rate_per_s: float, burst: int) -> float:
         """Spend `cost` tokens of the key's bucket: 0.0 if granted, else seconds to wait.
 
         A refused request spends nothing.
@@ -66,7 +110,7 @@ class SharedLimits:
             self._leases[key_id] = held - cost
             return 0.0
         need = cost - held
-        lease = min(MAX_LEASE, burst // 20)
+        lease = lease_size(burst)
         now = self._clock()
         with self._transaction():
             row = self._db.execute(
@@ -88,7 +132,7 @@ class SharedLimits:
             )
         return wait
 
-    def first_use(self, key_id: str, nonce: str, exp: int) -> bool:
+    async def first_use(self, key_id: str, nonce: str, exp: int) -> bool:
         """Record the nonce until `exp` (epoch s); False if it was already recorded."""
         now = self._clock()
         if now - self._purged >= PURGE_EVERY_S:
@@ -99,7 +143,7 @@ class SharedLimits:
         )
         return cursor.rowcount == 1
 
-    def forget(self, key_id: str, nonce: str) -> None:
+    async def forget(self, key_id: str, nonce: str) -> None:
         """Undo `first_use` for a request that was not counted (refused or not published)."""
         self._db.execute("DELETE FROM nonces WHERE key_id = ? AND nonce = ?", (key_id, nonce))
 

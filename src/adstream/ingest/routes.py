@@ -117,7 +117,7 @@ async def _record_one(
     authorization = request.headers.get("authorization")
     caller = gate.single(authorization, request.query_params, event_type, ad_id)
     event = service.new_event(ad_id, event_type, caller.event_key or key)
-    gate.admit(caller, [event])
+    await gate.admit(caller, [event])
     await _publish_admitted(gate, caller, service, event)
     return event
 
@@ -128,7 +128,7 @@ async def _publish_admitted(
     try:
         await service.publish(event, caller.name)
     except PublishError:
-        gate.release(caller)  # not counted: the same signed URL may be retried
+        await gate.release(caller)  # not counted: the same signed URL may be retried
         raise
 
 
@@ -193,7 +193,7 @@ async def events(
     if gate is None or caller is None:
         await service.record_batch(parsed)
     else:
-        gate.admit(caller, parsed)
+        await gate.admit(caller, parsed)
         await service.record_batch(parsed, caller.name)
     return Accepted(accepted=len(parsed))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -156,36 +157,7 @@ def test_scopes_refuse_a_burst_smaller_than_a_batch() -> None:
         Scopes(max_events=100, burst=10)
 
 
-# ---- shared token bucket and nonces ------------------------------------------------------
-def test_bucket_is_shared_by_two_workers_and_says_how_long_to_wait(tmp_path: Path) -> None:
-    clock = [NOW]
-    one, two = (SharedLimits(tmp_path, clock=lambda: clock[0]) for _ in range(2))
-    assert one.take("k", 2, rate_per_s=1.0, burst=3) == 0.0
-    assert two.take("k", 1, rate_per_s=1.0, burst=3) == 0.0
-    assert one.take("k", 2, rate_per_s=1.0, burst=3) == pytest.approx(2.0)
-    assert two.take("k", 1, rate_per_s=1.0, burst=3) == pytest.approx(1.0)
-    clock[0] += 1.0
-    assert two.take("k", 1, rate_per_s=1.0, burst=3) == 0.0
-    assert one.take("k", 1, rate_per_s=1.0, burst=3) > 0
-    assert one.take("other", 3, rate_per_s=1.0, burst=3) == 0.0  # buckets are per key
-
-
-def test_a_large_bucket_is_leased_in_chunks_and_never_overspent_by_more(tmp_path: Path) -> None:
-    clock = [NOW]
-    workers = [SharedLimits(tmp_path, clock=lambda: clock[0]) for _ in range(2)]
-    granted = sum(
-        1 for i in range(3000) if workers[i % 2].take("k", 1, rate_per_s=0.001, burst=1000) == 0
-    )
-    assert 1000 - 2 * 50 <= granted <= 1000
-
-
-def test_a_nonce_is_accepted_once_until_forgotten(tmp_path: Path) -> None:
-    one, two = SharedLimits(tmp_path), SharedLimits(tmp_path)
-    assert one.first_use("k", "n1", int(time.time()) + 60)
-    assert not two.first_use("k", "n1", int(time.time()) + 60)
-    assert two.first_use("k2", "n1", int(time.time()) + 60)
-    one.forget("k", "n1")
-    assert two.first_use("k", "n1", int(time.time()) + 60)
+# The stores' contract (SQLite and Redis): tests/integration/test_shared_limits.py.
 
 
 # ---- the gate ----------------------------------------------------------------------------
@@ -212,7 +184,10 @@ def _event(ad_id: str = "AD1", kind: EventType = EventType.IMPRESSION, n: int = 
 
 
 def test_gate_statuses(gate: tuple[Gate, str, str, Decisions]) -> None:
-    g, key_id, key, decisions = gate
+    asyncio.run(_gate_statuses(*gate))
+
+
+async def _gate_statuses(g: Gate, key_id: str, key: str, decisions: Decisions) -> None:
     with pytest.raises(AuthError) as missing:
         g.bearer(None)
     assert missing.value.status == 401
@@ -222,10 +197,10 @@ def test_gate_statuses(gate: tuple[Gate, str, str, Decisions]) -> None:
     assert (caller.name, caller.key_id, caller.event_key) == ("adserver", key_id, None)
     for events in ([_event(kind=EventType.CLICK)], [_event("XY")], [_event(n=11)], [_event()] * 4):
         with pytest.raises(ForbiddenError):
-            g.admit(caller, events)
-    g.admit(caller, [_event()] * 3)
+            await g.admit(caller, events)
+    await g.admit(caller, [_event()] * 3)
     with pytest.raises(RateLimitedError) as limited:
-        g.admit(caller, [_event()] * 2)
+        await g.admit(caller, [_event()] * 2)
     assert limited.value.status == 429
     assert int(limited.value.headers()["Retry-After"]) >= 1
     outcomes = [outcome for _, outcome, _ in decisions.seen]
@@ -242,20 +217,23 @@ def test_gate_statuses(gate: tuple[Gate, str, str, Decisions]) -> None:
 def test_gate_signed_url_is_counted_once_and_released_when_refused(
     gate: tuple[Gate, str, str, Decisions],
 ) -> None:
-    g, key_id, _, _ = gate
+    asyncio.run(_gate_signed_url(gate[0], gate[1]))
+
+
+async def _gate_signed_url(g: Gate, key_id: str) -> None:
     secret = signing_secret(PEPPER, key_id)
     params = signing.sign("AD1", "impression", key_id=key_id, secret=secret)
     caller = g.single(None, params, EventType.IMPRESSION, "AD1")
     assert caller.event_key == f"signed:{key_id}:{params['nonce']}"
-    g.admit(caller, [_event()])
+    await g.admit(caller, [_event()])
     with pytest.raises(ReplayedError):
-        g.admit(g.single(None, params, EventType.IMPRESSION, "AD1"), [_event()])
+        await g.admit(g.single(None, params, EventType.IMPRESSION, "AD1"), [_event()])
     with pytest.raises(AuthError, match="bad signature"):
         g.single(None, params, EventType.IMPRESSION, "AD2")
     with pytest.raises(AuthError, match="bad signature"):
         g.single(None, params, EventType.CLICK, "AD1")
-    g.release(caller)  # e.g. Kafka did not acknowledge: the URL may be retried
-    g.admit(g.single(None, params, EventType.IMPRESSION, "AD1"), [_event()])
+    await g.release(caller)  # e.g. Kafka did not acknowledge: the URL may be retried
+    await g.admit(g.single(None, params, EventType.IMPRESSION, "AD1"), [_event()])
 
 
 def test_caller_labels_are_bounded() -> None:
