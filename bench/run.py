@@ -82,15 +82,16 @@ def wrk(url: str, script: Path | None, seconds: int, connections: int) -> dict[s
     }
 
 
-def build_openloop(out_dir: Path) -> Path | None:
-    """The fixed-rate load generator (bench/openloop, Go standard library only)."""
-    go = shutil.which("go")
-    if go is None:
-        print("go not found: the open-loop latency rows are skipped")
+def build_openloop() -> Path | None:
+    """The fixed-rate load generator (bench/openloop, Rust: one thread, one epoll loop)."""
+    cargo = shutil.which("cargo") or str(Path.home() / ".cargo/bin/cargo")
+    if not Path(cargo).exists():
+        print("cargo not found (https://rustup.rs): the open-loop latency rows are skipped")
         return None
-    binary = out_dir / "openloop"
-    subprocess.run([go, "build", "-o", str(binary), "."], cwd=HERE / "openloop", check=True)
-    return binary
+    manifest = HERE / "openloop" / "Cargo.toml"
+    cmd = [cargo, "build", "--release", "--quiet", "--locked", "--manifest-path", str(manifest)]
+    subprocess.run(cmd, check=True)
+    return HERE / "openloop" / "target" / "release" / "openloop"
 
 
 def openloop(binary: Path, base_url: str, rate: float, seconds: int) -> dict[str, float]:
@@ -164,7 +165,7 @@ def main() -> None:
         f"wrk.body = [==[{batch_body}]==]\n"
     )
     rows: list[tuple[str, str]] = []
-    loadgen = build_openloop(batch_lua.parent)
+    loadgen = build_openloop()
     with tempfile.TemporaryDirectory(prefix="adstream-bench-") as tmp:
         broker = LocalBroker(BrokerLayout.at(tmp), ensure_kafka_jars(), base_port=free_base_port())
         broker.up()
