@@ -22,6 +22,18 @@ def _event(**overrides: object) -> AdEvent:
     return AdEvent.create(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
+def test_uuid7_builds_the_same_object_as_the_uuid_constructor() -> None:
+    for made in [uuid7() for _ in range(100)]:
+        same = uuid.UUID(int=made.int)
+        assert made == same
+        assert hash(made) == hash(same)
+        assert str(made) == str(same)
+        assert made.is_safe == same.is_safe
+        assert type(made) is uuid.UUID
+        assert uuid.UUID(str(made)) == made
+        assert made.version == 7
+
+
 def test_uuid7_is_version_7_and_strictly_increasing_within_a_millisecond() -> None:
     generate = Uuid7Generator(clock_ms=lambda: 1_700_000_000_000)
     ids = [generate() for _ in range(5000)]
@@ -56,6 +68,20 @@ def test_bad_ad_id_is_rejected(ad_id: str) -> None:
 @pytest.mark.parametrize("ad_id", ["a", "A" * 64, "ad.1_x-Y"])
 def test_good_ad_id_is_accepted(ad_id: str) -> None:
     assert _event(ad_id=ad_id).ad_id == ad_id
+
+
+def test_wire_value_is_byte_for_byte_the_json_of_to_dict() -> None:
+    """`wire.value` lets orjson write the UUID and the enum: the same bytes as before."""
+    events = [
+        _event(type=kind, impressions=n, campaign_id=campaign, event_id=event_id)
+        for kind in EventType
+        for n in (1, 1_000_000)
+        for campaign in (None, "c-1", 'quote" \\ é')
+        for event_id in (uuid7(), id_for_key("k", "s"), uuid.UUID(int=0), uuid.UUID(int=2**128 - 1))
+    ]
+    for event in events:
+        assert wire.value(event) == orjson.dumps(event.to_dict())
+        assert wire.decode(wire.value(event)) == event
 
 
 def test_from_dict_lists_every_bad_field() -> None:
