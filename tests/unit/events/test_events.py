@@ -7,7 +7,16 @@ import uuid
 import orjson
 import pytest
 
-from adstream.events import AdEvent, EventType, InvalidEventError, id_for_key, uuid7, wire
+from adstream.events import (
+    AdEvent,
+    EventType,
+    InvalidEventError,
+    id_for_key,
+    model,
+    uuid7,
+    valid_ad_id,
+    wire,
+)
 from adstream.events.ids import Uuid7Generator
 
 
@@ -82,6 +91,25 @@ def test_wire_value_is_byte_for_byte_the_json_of_to_dict() -> None:
     for event in events:
         assert wire.value(event) == orjson.dumps(event.to_dict())
         assert wire.decode(wire.value(event)) == event
+
+
+def test_ad_ids_seen_valid_are_remembered_and_invalid_ones_never() -> None:
+    for _ in range(2):  # the second round answers from the remembered set
+        assert valid_ad_id("AD-remembered_1.x")
+        assert not valid_ad_id("AD 1")
+        assert not valid_ad_id("A" * 65)
+        assert not valid_ad_id("AD1\n")
+        assert not valid_ad_id(["AD1"])
+        assert not valid_ad_id(1)
+    assert "AD-remembered_1.x" in model._KNOWN_AD_IDS
+    assert "AD 1" not in model._KNOWN_AD_IDS
+
+
+def test_the_remembered_ad_ids_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model, "_KNOWN_AD_IDS", set())
+    monkeypatch.setattr(model, "_MAX_KNOWN_AD_IDS", 3)
+    assert all(valid_ad_id(f"AD{i}") for i in range(10))
+    assert len(model._KNOWN_AD_IDS) == 3
 
 
 def test_from_dict_lists_every_bad_field() -> None:
