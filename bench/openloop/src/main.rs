@@ -459,6 +459,9 @@ fn main() {
             }
             next += 1;
         }
+        if finished == total {
+            break; // the last requests failed on sending: nothing to wait for
+        }
         if now >= deadline {
             for conn in &lp.conns {
                 if let Some(i) = conn.request {
