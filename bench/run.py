@@ -285,7 +285,8 @@ def measure(args: argparse.Namespace, props: Path, loadgen: Path | None) -> list
                         f"batch API ({BATCH_EVENTS}/request, wrk -c8), 2 workers",
                         f"{events_per_s:,.0f} events/s, p50 {batch['p50']:.0f} ms",
                         f"raw producer ceiling {ceiling:,.0f} events/s",
-                        f"{_ratio(events_per_s, ceiling)} (target ≥ 70%)",
+                        f"{_ratio(events_per_s, ceiling)} (target ≥ 70%); "
+                        f"{_ratio(events_per_s, lingering)} of the linger.ms=5 run",
                     )
                 )
             rows.append((f"RSS per worker after load, {workers} worker(s)", _rss(server), "", ""))
@@ -305,12 +306,15 @@ def measure(args: argparse.Namespace, props: Path, loadgen: Path | None) -> list
 
 
 def write_section(path: Path, marker: str, text: str) -> None:
-    """Replace the text between `<!-- marker -->` and `<!-- /marker -->` (or add it on top)."""
+    """Replace the lines between the lines `<!-- marker -->` and `<!-- /marker -->` (or add
+    them under the title). Only markers alone on their line count, not ones quoted in prose.
+    """
     start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
     old = path.read_text() if path.exists() else ""
     block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in old and end in old:
-        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
+    found = re.search(rf"^{re.escape(start)}$.*?^{re.escape(end)}$", old, re.M | re.S)
+    if found:
+        new = old[: found.start()] + block + old[found.end() :]
     else:
         title, _, rest = old.partition("\n")
         new = f"{title}\n\n{block}\n{rest}" if old else block + "\n"
