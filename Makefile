@@ -45,8 +45,8 @@ infra-test: $(STAMP)
 
 bench: setup
 	@command -v wrk >/dev/null || { echo "==> installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-	$(BIN)/python -m bench.run
-	$(BIN)/python -m bench.aggregator
+	$(BIN)/python -m bench.run --write bench/RESULTS.md
+	$(BIN)/python -m bench.aggregator --write bench/RESULTS.md
 
 # Prometheus on 127.0.0.1:9090 scraping what `make run` serves; `adstream monitor down` stops it.
 monitor: setup

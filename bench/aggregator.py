@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.run import machine, write_section
 from confluent_kafka import Producer
 from tests.support.ports import free_base_port
 from tests.support.postgres import running_postgres
@@ -92,7 +93,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--write", type=Path, help="a Markdown file to put the table in")
     args = parser.parse_args()
+    described = machine()
     with tempfile.TemporaryDirectory(prefix="adstream-bench-") as tmp:
         broker = LocalBroker(
             BrokerLayout.at(Path(tmp) / "kafka"), ensure_kafka_jars(), base_port=free_base_port()
@@ -104,22 +107,34 @@ def main() -> None:
             print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f}s")
             rows = []
             with running_postgres() as postgres:
-                for name, url in [
-                    ("SQLite (WAL, synchronous=FULL)", f"sqlite:///{tmp}/counts.db"),
-                    ("PostgreSQL 15 (local)", postgres.new_database()),
+                for name, url, target in [
+                    ("SQLite (WAL, synchronous=FULL)", f"sqlite:///{tmp}/counts.db", 100_000),
+                    ("PostgreSQL 15 (local)", postgres.new_database(), 60_000),
                 ]:
                     # A new consumer group per database: each run reads the topic from the start.
                     seconds, timed, counted = run_once(broker, url, args.events, args.batch_size)
                     assert counted == args.events, (counted, args.events)
                     if seconds <= 0:
                         raise SystemExit("too few events to time: use more than one batch")
-                    rows.append((name, args.events, seconds, timed / seconds, rss_mib()))
+                    rows.append((name, args.events, seconds, timed / seconds, target, rss_mib()))
         finally:
             broker.down()
-    print(f"\n| store | events | seconds | events/s (batch {args.batch_size}) | RSS after (MiB) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, n, seconds, rate, rss in rows:
-        print(f"| {name} | {n:,} | {seconds:.2f} | {rate:,.0f} | {rss:.0f} |")
+    lines = [
+        f"`python -m bench.aggregator` of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}:"
+        f" {described}. Exactly once: counts, event ids and offsets in one transaction.",
+        "",
+        f"| store | events | seconds | events/s (batch {args.batch_size}) | of the target "
+        "| RSS after (MiB) |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {n:,} | {seconds:.2f} | {rate:,.0f} | {rate / target:.0%} of "
+            f"{target:,} | {rss:.0f} |"
+            for name, n, seconds, rate, target, rss in rows
+        ),
+    ]
+    print("\n" + "\n".join(lines))
+    if args.write:
+        write_section(args.write, "bench.aggregator", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
 """Benchmarks of the ingest path on this machine, all against one local broker.
 
     .venv/bin/python -m bench.run [--seconds 10] [--connections 64] [--soak-seconds 120]
+                                  [--write bench/RESULTS.md]
 
-Prints a Markdown table: the raw librdkafka producer ceiling, single-event API req/s
-with p50/p99 latency for 1 and 2 workers (closed loop: wrk, Debian package), latency at a
-fixed rate of 50% and 25% of that (open loop: bench/openloop, built with Go), batch API
-events/s, and RSS per worker after the runs and after a soak at full load. Each server
-gets a 5 s warm-up first. Traffic stays on 127.0.0.1. Not a test: numbers depend on the
-machine and on what else runs on it.
+Prints a Markdown table, each row beside the baseline measured in the same run and the
+ratio to it: the raw librdkafka producer ceiling (the API's producer settings, and
+`linger.ms=5`), a hello-world Granian server (same workers, no Kafka, `bench/hello.py`),
+single-event API req/s with p50/p99 latency for 1 and 2 workers (closed loop: wrk, Debian
+package), latency at a fixed rate of 50% and 25% of that (open loop: `bench/openloop`,
+built with cargo; its own CPU per request is shown), batch API events/s against the
+producer ceiling, and RSS per worker after the runs and after a soak at full load. Each
+server gets a 5 s warm-up first. Traffic stays on 127.0.0.1. `--write` replaces this
+table's section of the given Markdown file (between `<!-- bench.run -->` markers). Not a
+test: numbers depend on the machine and on what else runs on it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -28,6 +34,7 @@ import orjson
 from tests.support.ports import free_base_port, free_port
 
 from adstream.events import AdEvent, EventType, uuid7, wire
+from adstream.ingest.config import ApiSettings
 from adstream.kafka.factory import make_producer
 from adstream.kafka.java_properties import from_java_properties
 from adstream.local.broker import LocalBroker
@@ -37,11 +44,15 @@ from adstream.local.layout import BrokerLayout
 HERE = Path(__file__).parent
 SINGLE_LUA = HERE / "single.lua"
 POST_LUA = HERE / "post.lua"
+BATCH_EVENTS = 1000
 
 
-def raw_ceiling(properties: Path, count: int) -> float:
-    """Events/s of the factory's producer (idempotent, acks=all) producing AdEvents flat out."""
-    producer = make_producer(from_java_properties(properties), {"linger.ms": 5})
+def raw_ceiling(properties: Path, count: int, overrides: dict[str, object]) -> float:
+    """Events/s of the factory's producer (idempotent, acks=all) producing AdEvents flat out.
+
+    The events exist beforehand; encoding (value, key, headers) is timed, as in the API.
+    """
+    producer = make_producer(from_java_properties(properties), overrides)
     events = [
         AdEvent.create(
             event_id=uuid7(), ad_id=f"AD{i % 1000}", type=EventType.IMPRESSION, timestamp=1
@@ -82,27 +93,33 @@ def wrk(url: str, script: Path | None, seconds: int, connections: int) -> dict[s
     }
 
 
-def build_openloop(out_dir: Path) -> Path | None:
-    """The fixed-rate load generator (bench/openloop, Go standard library only)."""
-    go = shutil.which("go")
-    if go is None:
-        print("go not found: the open-loop latency rows are skipped")
+def build_openloop() -> Path | None:
+    """The fixed-rate load generator (bench/openloop, Rust: one thread, one epoll loop)."""
+    cargo = shutil.which("cargo") or str(Path.home() / ".cargo/bin/cargo")
+    if not Path(cargo).exists():
+        print("cargo not found (https://rustup.rs): the open-loop latency rows are skipped")
         return None
-    binary = out_dir / "openloop"
-    subprocess.run([go, "build", "-o", str(binary), "."], cwd=HERE / "openloop", check=True)
-    return binary
+    manifest = HERE / "openloop" / "Cargo.toml"
+    cmd = [cargo, "build", "--release", "--quiet", "--locked", "--manifest-path", str(manifest)]
+    subprocess.run(cmd, check=True)
+    return HERE / "openloop" / "target" / "release" / "openloop"
 
 
 def openloop(binary: Path, base_url: str, rate: float, seconds: int) -> dict[str, float]:
+    """Latency percentiles at a fixed rate, and the generator's own CPU µs per request."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [str(binary), "-url", base_url, "-rate", f"{rate:.0f}", "-duration", f"{seconds}s"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result: dict[str, float] = orjson.loads(out)
     if result["failed"]:
         raise RuntimeError(f"{result['failed']} failed responses in the open-loop run: {out}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    result["cpu_us_per_request"] = cpu / result["sent"] * 1e6
     return result
 
 
@@ -121,23 +138,27 @@ def worker_rss_mb(server_pid: int) -> list[float]:
 
 
 class Server:
-    """`adstream serve` in a separate process."""
+    """`adstream serve` (or, with `hello`, the hello-world app) in a separate process."""
 
-    def __init__(self, properties: Path, workers: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, properties: Path | None, workers: int, hello: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "adstream", "serve", "--kafka-config", str(properties)]
-        cmd += ["--port", str(self.port), "--workers", str(workers)]
+        if hello:  # the same Granian settings as `adstream serve`, no Kafka
+            cmd = [sys.executable, "-m", "granian", "--interface", "rsgi", "--loop", "uvloop"]
+            cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+            cmd += ["--no-access-log", "bench.hello:app"]
+            ready = f"{self.url}/"
+        else:
+            cmd = [sys.executable, "-m", "adstream", "serve", "--kafka-config", str(properties)]
+            cmd += ["--port", str(self.port), "--workers", str(workers)]
+            ready = f"{self.url}/readyz"
         self.process = subprocess.Popen(
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=HERE.parent
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(ready, timeout=2).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.2)
@@ -148,109 +169,208 @@ class Server:
         self.process.wait(30)
 
 
+Row = tuple[str, str, str, str]
+"""measurement, result, baseline (same run), ratio."""
+
+
+def _latency(run: dict[str, float]) -> str:
+    return f"{run['rps']:,.0f} req/s, p50 {run['p50']:.1f} ms, p99 {run['p99']:.1f} ms"
+
+
+def _ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.0%}" if baseline else "-"
+
+
+def _rss(server: Server) -> str:
+    return ", ".join(f"{mb:.0f}" for mb in worker_rss_mb(server.process.pid)) + " MiB"
+
+
+def measure(args: argparse.Namespace, props: Path, loadgen: Path | None) -> list[Row]:
+    """Every row of the table, each beside the baseline it is compared with."""
+    rows: list[Row] = []
+    api_settings = ApiSettings().producer_overrides()
+    ceiling = raw_ceiling(props, 200_000, api_settings)
+    linger = api_settings["linger.ms"]
+    rows.append(
+        (
+            f"raw producer ceiling (the API's settings, linger.ms={linger})",
+            f"{ceiling:,.0f} events/s",
+            "",
+            "",
+        )
+    )
+    lingering = raw_ceiling(props, 200_000, {**api_settings, "linger.ms": 5})
+    rows.append(
+        (
+            "raw producer, linger.ms=5",
+            f"{lingering:,.0f} events/s",
+            "",
+            f"{_ratio(lingering, ceiling)} of the ceiling",
+        )
+    )
+    batch_lua = Path(tempfile.mkdtemp(prefix="adstream-wrk-")) / "batch.lua"
+    batch_body = orjson.dumps([{"adId": f"AD{i}"} for i in range(BATCH_EVENTS)]).decode()
+    batch_lua.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = [==[{batch_body}]==]\n"
+    )
+    for workers in (1, 2):
+        hello_server = Server(None, workers, hello=True)
+        try:
+            wrk(f"{hello_server.url}/ads/AD1/impression", POST_LUA, 5, args.connections)
+            hello = wrk(
+                f"{hello_server.url}/ads/AD1/impression", POST_LUA, args.seconds, args.connections
+            )
+        finally:
+            hello_server.stop()
+        base = f"hello world: {hello['rps']:,.0f} req/s, p99 {hello['p99']:.1f} ms"
+        rows.append(
+            (f"hello-world Granian RSGI, no Kafka, {workers} worker(s)", _latency(hello), "", "")
+        )
+        server = Server(props, workers)
+        try:
+            # Warm-up, not measured: the broker's JIT, TLS sessions, librdkafka's
+            # batches and the workers' first requests settle before the runs.
+            url = f"{server.url}/ads/AD1/impression"
+            wrk(url, POST_LUA, 5, args.connections)
+            single = wrk(url, SINGLE_LUA, args.seconds, args.connections)
+            rows.append(
+                (
+                    f"single-event API, 1000 ads, {workers} worker(s)",
+                    _latency(single),
+                    base,
+                    _ratio(single["rps"], hello["rps"]),
+                )
+            )
+            # The same without a Lua request() per request: wrk itself costs less CPU.
+            fixed = wrk(url, POST_LUA, args.seconds, args.connections)
+            rows.append(
+                (
+                    f"single-event API, one ad, {workers} worker(s)",
+                    _latency(fixed),
+                    base,
+                    _ratio(fixed["rps"], hello["rps"]),
+                )
+            )
+            health = wrk(f"{server.url}/healthz", None, args.seconds, args.connections)
+            rows.append(
+                (
+                    f"framework route GET /healthz (no Kafka), {workers} worker(s)",
+                    _latency(health),
+                    base,
+                    _ratio(health["rps"], hello["rps"]),
+                )
+            )
+            if workers == 2 and loadgen is not None:
+                top = max(single["rps"], fixed["rps"])
+                for share in (0.5, 0.25):
+                    rate = single["rps"] * share
+                    lat = openloop(loadgen, server.url, rate, args.seconds)
+                    rows.append(
+                        (
+                            f"open loop at {share:.0%} of max ({rate:,.0f} req/s fixed, 1000 ads), "
+                            "2 workers",
+                            f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
+                            f"p99.9 {lat['p999_ms']:.1f} ms (generator: "
+                            f"{lat['cpu_us_per_request']:.0f} µs CPU/request)",
+                            f"max {single['rps']:,.0f} req/s (1000 ads; one ad {top:,.0f})",
+                            f"target p99 ≤ 3 ms: {'met' if lat['p99_ms'] <= 3 else 'not met'}",
+                        )
+                    )
+            if workers == 2:
+                batch = wrk(f"{server.url}/events", batch_lua, args.seconds, 8)
+                events_per_s = batch["rps"] * BATCH_EVENTS
+                rows.append(
+                    (
+                        f"batch API ({BATCH_EVENTS}/request, wrk -c8), 2 workers",
+                        f"{events_per_s:,.0f} events/s, p50 {batch['p50']:.0f} ms",
+                        f"raw producer ceiling {ceiling:,.0f} events/s",
+                        f"{_ratio(events_per_s, ceiling)} (target ≥ 70%); "
+                        f"{_ratio(events_per_s, lingering)} of the linger.ms=5 run",
+                    )
+                )
+            rows.append((f"RSS per worker after load, {workers} worker(s)", _rss(server), "", ""))
+            if workers == 2 and args.soak_seconds:
+                wrk(url, SINGLE_LUA, args.soak_seconds, args.connections)
+                rows.append(
+                    (
+                        f"RSS per worker after {args.soak_seconds} s more at full load",
+                        _rss(server),
+                        "",
+                        "growth: compare with the row above",
+                    )
+                )
+        finally:
+            server.stop()
+    return rows
+
+
+def write_section(path: Path, marker: str, text: str) -> None:
+    """Replace the lines between the lines `<!-- marker -->` and `<!-- /marker -->` (or add
+    them under the title). Only markers alone on their line count, not ones quoted in prose.
+    """
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    old = path.read_text() if path.exists() else ""
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    found = re.search(rf"^{re.escape(start)}$.*?^{re.escape(end)}$", old, re.M | re.S)
+    if found:
+        new = old[: found.start()] + block + old[found.end() :]
+    else:
+        title, _, rest = old.partition("\n")
+        new = f"{title}\n\n{block}\n{rest}" if old else block + "\n"
+    path.write_text(new)
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {memory:.0f} GiB RAM, Linux "
+        f"{platform.release()}, Python {platform.python_version()}; load average before "
+        f"the run {load}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--listener", choices=["plaintext", "tls"], default="tls")
     parser.add_argument("--soak-seconds", type=int, default=120, help="0: no memory soak")
+    parser.add_argument("--write", type=Path, help="a Markdown file to put the table in")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
-    batch_body = orjson.dumps([{"adId": f"AD{i}"} for i in range(1000)]).decode()
-    batch_lua = Path(tempfile.mkdtemp(prefix="adstream-wrk-")) / "batch.lua"
-    batch_lua.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{batch_body}]==]\n"
-    )
-    rows: list[tuple[str, str]] = []
-    loadgen = build_openloop(batch_lua.parent)
+    described = machine()
+    loadgen = build_openloop()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="adstream-bench-") as tmp:
         broker = LocalBroker(BrokerLayout.at(tmp), ensure_kafka_jars(), base_port=free_base_port())
         broker.up()
         try:
-            props = broker.layout.client_properties(args.listener)
-            rows.append(("raw producer ceiling", f"{raw_ceiling(props, 200_000):,.0f} events/s"))
-            for workers in (1, 2):
-                server = Server(props, workers)
-                try:
-                    # Warm-up, not measured: the broker's JIT, TLS sessions, librdkafka's
-                    # batches and the workers' first requests settle before the runs.
-                    wrk(f"{server.url}/ads/AD1/impression", POST_LUA, 5, args.connections)
-                    single = wrk(
-                        f"{server.url}/ads/AD1/impression",
-                        SINGLE_LUA,
-                        args.seconds,
-                        args.connections,
-                    )
-                    rows.append(
-                        (
-                            f"single-event API, 1000 ads, {workers} worker(s)",
-                            f"{single['rps']:,.0f} req/s, p50 {single['p50']:.1f} ms, "
-                            f"p99 {single['p99']:.1f} ms",
-                        )
-                    )
-                    # The same without a Lua request() per request: wrk itself costs less CPU.
-                    fixed = wrk(
-                        f"{server.url}/ads/AD1/impression", POST_LUA, args.seconds, args.connections
-                    )
-                    rows.append(
-                        (
-                            f"single-event API, one ad, {workers} worker(s)",
-                            f"{fixed['rps']:,.0f} req/s, p50 {fixed['p50']:.1f} ms, "
-                            f"p99 {fixed['p99']:.1f} ms",
-                        )
-                    )
-                    baseline = wrk(f"{server.url}/healthz", None, args.seconds, args.connections)
-                    rows.append(
-                        (
-                            f"framework baseline GET /healthz (no Kafka), {workers} worker(s)",
-                            f"{baseline['rps']:,.0f} req/s, p50 {baseline['p50']:.1f} ms",
-                        )
-                    )
-                    if workers == 2 and loadgen is not None:
-                        for share in (0.5, 0.25):
-                            rate = fixed["rps"] * share
-                            lat = openloop(loadgen, server.url, rate, args.seconds)
-                            rows.append(
-                                (
-                                    f"open loop at {share:.0%} of that ({rate:,.0f} req/s fixed,"
-                                    " 1000 ads), 2 workers",
-                                    f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
-                                    f"p99.9 {lat['p999_ms']:.1f} ms",
-                                )
-                            )
-                    if workers == 2:
-                        batch = wrk(f"{server.url}/events", batch_lua, args.seconds, 8)
-                        rows.append(
-                            (
-                                "batch API (1000/request), 2 workers",
-                                f"{batch['rps'] * 1000:,.0f} events/s, p50 {batch['p50']:.0f} ms",
-                            )
-                        )
-                    rss = ", ".join(f"{mb:.0f}" for mb in worker_rss_mb(server.process.pid))
-                    rows.append((f"RSS per worker after load, {workers} worker(s)", f"{rss} MiB"))
-                    if workers == 2 and args.soak_seconds:
-                        wrk(f"{server.url}/ads/AD1/impression", SINGLE_LUA, args.soak_seconds, 64)
-                        after = ", ".join(f"{mb:.0f}" for mb in worker_rss_mb(server.process.pid))
-                        rows.append(
-                            (
-                                f"RSS per worker after {args.soak_seconds} s more at full load",
-                                f"{after} MiB (growth: compare with the row above)",
-                            )
-                        )
-                finally:
-                    server.stop()
+            rows = measure(args, broker.layout.client_properties(args.listener), loadgen)
         finally:
             broker.down()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, listener {args.listener}, "
-        f"{args.connections} connections, {args.seconds} s per run\n"
-    )
-    print("| measurement | result |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    lines = [
+        f"`python -m bench.run` of {started}: {described}. Listener {args.listener}, "
+        f"{args.connections} connections, {args.seconds} s per run; broker, servers and load "
+        "generators share the CPUs.",
+        "",
+        "| measurement | result | baseline (same run) | ratio |",
+        "|---|---|---|---|",
+        *(f"| {' | '.join(row)} |" for row in rows),
+    ]
+    print("\n".join(lines))
+    if args.write:
+        write_section(args.write, "bench.run", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -44,7 +44,20 @@ class Uuid7Generator:
         # Not a secret, only unique: `random` is reseeded in each forked worker.
         rand = random.getrandbits(62)
         value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand
-        return uuid.UUID(int=value)
+        return _uuid_of(value)
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _uuid_of(value: int) -> uuid.UUID:
+    """`uuid.UUID(int=value)` for a value known to be a 128-bit int: what its `__init__`
+    stores, without the argument checks (0.2 µs instead of 0.5 µs, once per batch event)."""
+    made: uuid.UUID = _new(uuid.UUID)
+    _set(made, "int", value)
+    _set(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 uuid7 = Uuid7Generator()

@@ -34,7 +34,21 @@ def key(event: AdEvent) -> bytes:
 
 
 def value(event: AdEvent) -> bytes:
-    return orjson.dumps(event.to_dict())
+    """`orjson.dumps(event.to_dict())`, the same bytes, built without the string conversions.
+
+    orjson writes the UUID and the enum itself (canonical lowercase UUID, the enum's value),
+    which saves about a microsecond per event; a unit test checks the bytes are identical.
+    """
+    data: dict[str, object] = {
+        "eventId": event.event_id,
+        "type": event.type,
+        "adId": event.ad_id,
+        "timestamp": event.timestamp,
+        "impressions": event.impressions,
+    }
+    if event.campaign_id is not None:
+        data["campaignId"] = event.campaign_id
+    return orjson.dumps(data)
 
 
 _HEADERS: dict[EventType, Headers] = {

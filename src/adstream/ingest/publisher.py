@@ -29,6 +29,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from adstream.events import AdEvent, wire
 from adstream.events.formats import JSON_ENCODER, EventEncoder
+from adstream.ingest import heap
 from adstream.ingest.errors import (
     BrokerUnavailableError,
     DeliveryFailedError,
@@ -95,17 +96,25 @@ def classify(error: KafkaError) -> PublishError:
 class _Ticket:
     """One publish call's outstanding acks: the future resolves when `remaining` hits 0.
 
-    A batch shares one ticket, so 1000 events cost one asyncio future, not 1000.
+    A batch shares one ticket, so 1000 events cost one asyncio future and one delivery
+    callback object, not 1000; `last` is the last acknowledged record, turned into the
+    `Delivery` once, when the ticket resolves.
     """
 
-    __slots__ = ("delivery", "error", "future", "remaining", "started")
+    __slots__ = ("error", "future", "last", "on_delivery", "remaining", "started")
 
-    def __init__(self, future: asyncio.Future[Delivery], count: int) -> None:
+    def __init__(
+        self,
+        future: asyncio.Future[Delivery],
+        count: int,
+        on_delivery: Callable[[_Ticket, KafkaError | None, Message], None],
+    ) -> None:
         self.future = future
         self.remaining = count
         self.started = time.perf_counter()
         self.error: PublishError | None = None
-        self.delivery: Delivery | None = None
+        self.last: Message | None = None
+        self.on_delivery = partial(on_delivery, self)
 
 
 _Result = tuple[_Ticket, KafkaError | None, Message]
@@ -146,8 +155,13 @@ class AdEventPublisher:
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        """Bind to the running loop and start the poll thread."""
+        """Bind to the running loop and start the poll thread.
+
+        This is the worker's last startup step (the app's lifespan), so the collector's
+        settings for a serving process are applied here (`heap.settle_after_startup`).
+        """
         self._loop = asyncio.get_running_loop()
+        heap.settle_after_startup()
         self._thread = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
         self._thread.start()
 
@@ -199,7 +213,7 @@ class AdEventPublisher:
         if self.fatal_error is not None:
             self._observer.failed(ProducerFatalError.reason)
             raise ProducerFatalError(f"the producer failed fatally: {self.fatal_error}")
-        return _Ticket(self._loop.create_future(), count)
+        return _Ticket(self._loop.create_future(), count, self._on_delivery)
 
     def _produce(self, event: AdEvent, ticket: _Ticket, caller: str | None) -> None:
         try:
@@ -213,7 +227,7 @@ class AdEventPublisher:
                 value=value,
                 key=wire.key(event),
                 headers=self._headers(event, caller),
-                on_delivery=partial(self._on_delivery, ticket),
+                on_delivery=ticket.on_delivery,
             )
             self._in_flight += 1
         except BufferError as exc:
@@ -290,8 +304,7 @@ class AdEventPublisher:
         for ticket, error, message in batch:
             if error is None:
                 acked += 1
-                partition, offset = message.partition() or 0, message.offset() or 0
-                ticket.delivery = Delivery(self.topic, partition, offset)
+                ticket.last = message
             else:
                 failure = classify(error)
                 if self.fatal_error is not None:  # purged because the producer failed
@@ -310,7 +323,9 @@ class AdEventPublisher:
                 if ticket.error is not None:
                     ticket.future.set_exception(ticket.error)
                 else:
-                    assert ticket.delivery is not None
-                    ticket.future.set_result(ticket.delivery)
+                    assert ticket.last is not None
+                    last = ticket.last
+                    delivery = Delivery(self.topic, last.partition() or 0, last.offset() or 0)
+                    ticket.future.set_result(delivery)
         if acked:
             self._observer.acked(acked)

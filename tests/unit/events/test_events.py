@@ -7,7 +7,16 @@ import uuid
 import orjson
 import pytest
 
-from adstream.events import AdEvent, EventType, InvalidEventError, id_for_key, uuid7, wire
+from adstream.events import (
+    AdEvent,
+    EventType,
+    InvalidEventError,
+    id_for_key,
+    model,
+    uuid7,
+    valid_ad_id,
+    wire,
+)
 from adstream.events.ids import Uuid7Generator
 
 
@@ -20,6 +29,18 @@ def _event(**overrides: object) -> AdEvent:
         "impressions": 1,
     }
     return AdEvent.create(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def test_uuid7_builds_the_same_object_as_the_uuid_constructor() -> None:
+    for made in [uuid7() for _ in range(100)]:
+        same = uuid.UUID(int=made.int)
+        assert made == same
+        assert hash(made) == hash(same)
+        assert str(made) == str(same)
+        assert made.is_safe == same.is_safe
+        assert type(made) is uuid.UUID
+        assert uuid.UUID(str(made)) == made
+        assert made.version == 7
 
 
 def test_uuid7_is_version_7_and_strictly_increasing_within_a_millisecond() -> None:
@@ -56,6 +77,39 @@ def test_bad_ad_id_is_rejected(ad_id: str) -> None:
 @pytest.mark.parametrize("ad_id", ["a", "A" * 64, "ad.1_x-Y"])
 def test_good_ad_id_is_accepted(ad_id: str) -> None:
     assert _event(ad_id=ad_id).ad_id == ad_id
+
+
+def test_wire_value_is_byte_for_byte_the_json_of_to_dict() -> None:
+    """`wire.value` lets orjson write the UUID and the enum: the same bytes as before."""
+    events = [
+        _event(type=kind, impressions=n, campaign_id=campaign, event_id=event_id)
+        for kind in EventType
+        for n in (1, 1_000_000)
+        for campaign in (None, "c-1", 'quote" \\ é')
+        for event_id in (uuid7(), id_for_key("k", "s"), uuid.UUID(int=0), uuid.UUID(int=2**128 - 1))
+    ]
+    for event in events:
+        assert wire.value(event) == orjson.dumps(event.to_dict())
+        assert wire.decode(wire.value(event)) == event
+
+
+def test_ad_ids_seen_valid_are_remembered_and_invalid_ones_never() -> None:
+    for _ in range(2):  # the second round answers from the remembered set
+        assert valid_ad_id("AD-remembered_1.x")
+        assert not valid_ad_id("AD 1")
+        assert not valid_ad_id("A" * 65)
+        assert not valid_ad_id("AD1\n")
+        assert not valid_ad_id(["AD1"])
+        assert not valid_ad_id(1)
+    assert "AD-remembered_1.x" in model._KNOWN_AD_IDS
+    assert "AD 1" not in model._KNOWN_AD_IDS
+
+
+def test_the_remembered_ad_ids_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model, "_KNOWN_AD_IDS", set())
+    monkeypatch.setattr(model, "_MAX_KNOWN_AD_IDS", 3)
+    assert all(valid_ad_id(f"AD{i}") for i in range(10))
+    assert len(model._KNOWN_AD_IDS) == 3
 
 
 def test_from_dict_lists_every_bad_field() -> None:

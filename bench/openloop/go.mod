@@ -1,3 +1,0 @@
-module adstream/bench/openloop
-
-go 1.21
