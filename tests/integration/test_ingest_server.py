@@ -239,21 +239,34 @@ REQUESTS: list[tuple[str, str, dict[str, object]]] = [
         {"json": [{"adId": "AD1", "eventId": "0190e6c2-0000-7000-8000-000000000001"}]},
     ),
     ("POST", "/events", {"content": b"[", "headers": {"content-type": "application/json"}}),
-    (
+    (  # ~90 KB: the body reaches the app in several chunks
         "POST",
         "/events",
         {
-            "content": b"[" + b"1," * 600_000 + b"1]",
-            "headers": {"content-type": "application/json"},
+            "json": [
+                {"adId": f"AD{i:060d}", "eventId": f"0190e6c2-0000-7000-8000-{i:012d}"}
+                for i in range(1000)
+            ]
         },
     ),
     ("POST", "/events", {"content": b"x", "headers": {"content-type": "text/plain"}}),
     ("GET", "/pixel.gif?adId=bad%20id", {}),
     ("GET", "/healthz", {}),
-    ("GET", "/readyz", {}),
     ("GET", "/openapi.json", {}),
     ("GET", "/stats/totals", {}),
     ("GET", "/nowhere?a=1", {}),
+    (
+        "GET",
+        "/ws",
+        {
+            "headers": {
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            }
+        },
+    ),
 ]
 _COMPARED = ("content-type", "content-length", "x-event-id", "retry-after", "cache-control")
 
@@ -263,7 +276,8 @@ def test_rsgi_and_asgi_fronts_answer_alike_and_shut_down_flushing(
 ) -> None:
     """`adstream serve` under RSGI (the default) answers as under ASGI, including the
     routes it bridges to FastAPI; on SIGTERM every worker runs the app's shutdown (the
-    producer's final flush)."""
+    producer's final flush). (A body over the limit is left to test_ingest_api: a server
+    answering 413 before reading it may cut the upload, which httpx reports as an error.)"""
     answers: dict[str, list[tuple[int, bytes, dict[str, str | None]]]] = {}
     log = tmp_path / "rsgi.log"
     with log.open("wb") as output:
@@ -283,4 +297,4 @@ def test_rsgi_and_asgi_fronts_answer_alike_and_shut_down_flushing(
     for request, rsgi, asgi in zip(REQUESTS, answers["rsgi"], answers["asgi"], strict=True):
         assert rsgi == asgi, request
     closed = log.read_text().count("Kafka producer closed: every queued event was settled")
-    assert closed == 2  # one per worker
+    assert closed == 2, log.read_text()[-3000:]  # one per worker

@@ -166,6 +166,7 @@ def run_server(app_factory: str, host: str, port: int, workers: int) -> None:
             workers=workers,
             loop=Loops.uvloop,
             log_access=False,
+            websockets=False,  # the API has none: an upgrade request is plain HTTP (404)
             # A worker whose producer failed fatally exits; it is replaced (a crash loop
             # stops the server, so the platform restarts it).
             respawn_failed_workers=True,
