@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +21,7 @@ from adstream.ingest.app import create_app
 from adstream.ingest.config import ApiSettings
 from adstream.ingest.keys import KeyFile, KeyRecord, Scopes, key_hash, new_key, now_utc
 from adstream.ingest.keys import signing_secret as derive_secret
+from adstream.ingest.rsgi import front
 from adstream.local.broker import LocalBroker
 from adstream.local.client_configs import local_kafka_settings
 from tests.integration.aggregate_helpers import PrivateTopic, RunningAggregator, wait_until
@@ -27,6 +29,7 @@ from tests.integration.ingest_support import high_watermarks, plaintext_settings
 from tests.support.redis import PASSWORD as REDIS_PASSWORD
 from tests.support.redis import USER as REDIS_USER
 from tests.support.redis import RedisServer, running_redis
+from tests.support.rsgi import RsgiTransport
 
 pytestmark = pytest.mark.integration
 
@@ -117,8 +120,24 @@ def clients(
         yield {"hot": hot_client, "plain": plain_client}
 
 
-@pytest.fixture(params=["hot", "plain"])
-def client(request: pytest.FixtureRequest, clients: dict[str, TestClient]) -> TestClient:
+@pytest.fixture(scope="module")
+def rsgi(
+    broker: LocalBroker, keys: Keys, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
+    """The RSGI front `adstream serve` runs, in-process (its own state: own buckets)."""
+    settings = keyed_settings(keys, tmp_path_factory.mktemp("rsgi"))
+    app = front(create_app(plaintext_settings(broker), settings))
+    with httpx.Client(transport=RsgiTransport(app), base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture(params=["hot", "plain", "rsgi"])
+def client(
+    request: pytest.FixtureRequest, clients: dict[str, TestClient]
+) -> TestClient | httpx.Client:
+    if request.param == "rsgi":
+        rsgi: httpx.Client = request.getfixturevalue("rsgi")
+        return rsgi
     return clients[request.param]
 
 
@@ -385,7 +404,9 @@ def test_without_auth_no_caller_header(broker: LocalBroker) -> None:
 
 
 # ---- the hot path answers as the routes do -----------------------------------------------
-def test_hot_path_and_routes_refuse_alike(clients: dict[str, TestClient], keys: Keys) -> None:
+def test_hot_path_and_routes_refuse_alike(
+    clients: dict[str, TestClient], rsgi: httpx.Client, keys: Keys
+) -> None:
     requests = [
         ("/ads/AD1/impression", {}, {}),
         ("/ads/AD1/impression", {"Authorization": "Bearer nope"}, {}),
@@ -396,12 +417,19 @@ def test_hot_path_and_routes_refuse_alike(clients: dict[str, TestClient], keys: 
         ("/ads/AD1/impression", {**keys.full.bearer, "Idempotency-Key": "has space"}, {}),
     ]
     for path, headers, params in requests:
-        hot, plain = (
-            clients[n].post(path, headers=headers, params=params) for n in ("hot", "plain")
-        )
-        assert (hot.status_code, hot.text) == (plain.status_code, plain.text), path
-        for name in ("content-type", "content-length", "www-authenticate", "retry-after"):
-            assert hot.headers.get(name) == plain.headers.get(name), (path, name)
+        plain = clients["plain"].post(path, headers=headers, params=params)
+        for client in (clients["hot"], rsgi):
+            hot = client.post(path, headers=headers, params=params)
+            assert (hot.status_code, hot.text) == (plain.status_code, plain.text), path
+            for name in ("content-type", "content-length", "www-authenticate", "retry-after"):
+                assert hot.headers.get(name) == plain.headers.get(name), (path, name)
+    # RSGI hides a header value that is not ASCII: the same refusal, another detail.
+    bad = {"Authorization": b"Bearer cl\xe9"}
+    plain = clients["plain"].post("/ads/AD1/impression", headers=bad)
+    for client in (clients["hot"], rsgi):
+        hot = client.post("/ads/AD1/impression", headers=bad)
+        assert (hot.status_code, hot.json()["error"]) == (401, plain.json()["error"])
+        assert hot.headers.get("www-authenticate") == plain.headers.get("www-authenticate")
 
 
 # ---- keys never logged, caller metrics ---------------------------------------------------

@@ -222,3 +222,79 @@ def test_no_auth_is_refused_on_a_public_address(broker: LocalBroker) -> None:
     )
     assert done.returncode == 2
     assert "only allowed on a loopback address" in done.stderr
+
+
+REQUESTS: list[tuple[str, str, dict[str, object]]] = [
+    ("POST", "/ads/AD1/impression", {"headers": {"Idempotency-Key": "same-1"}}),
+    ("POST", "/ads/AD1/click?x=1", {"headers": {"Idempotency-Key": "same-2"}}),
+    ("POST", "/ads/AD%31/impression", {"headers": {"Idempotency-Key": "same-3"}}),
+    ("POST", "/ads/bad%20id/impression", {}),
+    ("POST", "/ads/AD1/impression", {"headers": {"Idempotency-Key": "has space"}}),
+    ("POST", "/ads/AD1/impression", {"headers": {"Idempotency-Key": b"cl\xe9"}}),
+    ("POST", "/ads/AD1/view", {}),
+    ("GET", "/ads/AD1/impression", {}),
+    (
+        "POST",
+        "/events",
+        {"json": [{"adId": "AD1", "eventId": "0190e6c2-0000-7000-8000-000000000001"}]},
+    ),
+    ("POST", "/events", {"content": b"[", "headers": {"content-type": "application/json"}}),
+    (  # ~90 KB: the body reaches the app in several chunks
+        "POST",
+        "/events",
+        {
+            "json": [
+                {"adId": f"AD{i:060d}", "eventId": f"0190e6c2-0000-7000-8000-{i:012d}"}
+                for i in range(1000)
+            ]
+        },
+    ),
+    ("POST", "/events", {"content": b"x", "headers": {"content-type": "text/plain"}}),
+    ("GET", "/pixel.gif?adId=bad%20id", {}),
+    ("GET", "/healthz", {}),
+    ("GET", "/openapi.json", {}),
+    ("GET", "/stats/totals", {}),
+    ("GET", "/nowhere?a=1", {}),
+    (
+        "GET",
+        "/ws",
+        {
+            "headers": {
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            }
+        },
+    ),
+]
+_COMPARED = ("content-type", "content-length", "x-event-id", "retry-after", "cache-control")
+
+
+def test_rsgi_and_asgi_fronts_answer_alike_and_shut_down_flushing(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    """`adstream serve` under RSGI (the default) answers as under ASGI, including the
+    routes it bridges to FastAPI; on SIGTERM every worker runs the app's shutdown (the
+    producer's final flush). (A body over the limit is left to test_ingest_api: a server
+    answering 413 before reading it may cut the upload, which httpx reports as an error.)"""
+    answers: dict[str, list[tuple[int, bytes, dict[str, str | None]]]] = {}
+    log = tmp_path / "rsgi.log"
+    with log.open("wb") as output:
+        for interface in ("asgi", "rsgi"):
+            env = {"ADSTREAM_API_AUTH": "none", "ADSTREAM_API_INTERFACE": interface}
+            workdir = tmp_path / interface
+            workdir.mkdir()
+            out: IO[bytes] | int = output if interface == "rsgi" else subprocess.DEVNULL
+            with _serving(broker, workdir, env, out) as url, httpx.Client(base_url=url) as client:
+                answers[interface] = []
+                for method, path, options in REQUESTS:
+                    answer = client.request(method, path, **options)  # type: ignore[arg-type]
+                    headers = {name: answer.headers.get(name) for name in _COMPARED}
+                    answers[interface].append((answer.status_code, answer.content, headers))
+                    assert len(answer.headers.get_list("content-length")) <= 1, path
+    assert [a[0] for a in answers["rsgi"]] == [a[0] for a in answers["asgi"]]
+    for request, rsgi, asgi in zip(REQUESTS, answers["rsgi"], answers["asgi"], strict=True):
+        assert rsgi == asgi, request
+    closed = log.read_text().count("Kafka producer closed: every queued event was settled")
+    assert closed == 2, log.read_text()[-3000:]  # one per worker

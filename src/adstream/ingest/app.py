@@ -122,7 +122,9 @@ def create_app(
             yield
         finally:
             flushing.cancel()
-            await publisher.close(api.shutdown_flush_s)
+            remaining = await publisher.close(api.shutdown_flush_s)
+            if not remaining:
+                log.info("Kafka producer closed: every queued event was settled")
             metrics.flush()
             if gate is not None:
                 await gate.limits.aclose()

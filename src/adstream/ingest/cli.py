@@ -21,7 +21,13 @@ from granian.constants import Interfaces, Loops
 from pydantic import ValidationError
 
 from adstream.deployment import DeploymentSettings
-from adstream.ingest.config import KAFKA_CONFIG_ENV, MULTIPROC_ENV, STATE_DIR_ENV, ApiSettings
+from adstream.ingest.config import (
+    APP_FACTORY_ENV,
+    KAFKA_CONFIG_ENV,
+    MULTIPROC_ENV,
+    STATE_DIR_ENV,
+    ApiSettings,
+)
 from adstream.ingest.keys import KeyConfigError
 from adstream.kafka.java_properties import JavaPropertiesError
 from adstream.kafka.keystores import StoreError
@@ -154,26 +160,37 @@ def _check_schema_settings() -> None:
         raise typer.Exit(EXIT_BAD_CONFIG) from exc
 
 
-def run_server(app_factory: str, host: str, port: int, workers: int) -> None:
-    """Serve `app_factory` ("module:function") with Granian until stopped.
+RSGI_FACTORY = "adstream.ingest.rsgi:create_from_env"
 
+
+def run_server(app_factory: str, host: str, port: int, workers: int) -> None:
+    """Serve `app_factory` ("module:function", an ASGI app) with Granian until stopped.
+
+    With ``ADSTREAM_API_INTERFACE=rsgi`` (the default) each worker runs the app behind
+    `adstream.ingest.rsgi`'s front (hot routes without ASGI, the rest bridged to it).
     The workers share two fresh directories: Prometheus' multiprocess files and the
     auth state (token buckets, URL nonces; `limits_store`).
     """
+    interface = Interfaces.ASGI
+    target = app_factory
+    if ApiSettings().interface == "rsgi":
+        os.environ[APP_FACTORY_ENV] = app_factory
+        interface, target = Interfaces.RSGI, RSGI_FACTORY
     metrics_dir = tempfile.mkdtemp(prefix="adstream-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     state_dir = tempfile.mkdtemp(prefix="adstream-auth-")
     os.environ.setdefault(STATE_DIR_ENV, state_dir)
     try:
         Granian(
-            app_factory,
+            target,
             factory=True,
             address=host,
             port=port,
-            interface=Interfaces.ASGI,
+            interface=interface,
             workers=workers,
             loop=Loops.uvloop,
             log_access=False,
+            websockets=False,  # the API has none: an upgrade request is plain HTTP (404)
             # A worker whose producer failed fatally exits; it is replaced (a crash loop
             # stops the server, so the platform restarts it).
             respawn_failed_workers=True,

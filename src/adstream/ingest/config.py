@@ -17,6 +17,8 @@ KAFKA_CONFIG_ENV = "ADSTREAM_KAFKA_CONFIG"
 """The Kafka settings file each server worker loads (set by `adstream serve`)."""
 STATE_DIR_ENV = "ADSTREAM_API_STATE_DIR"
 """The directory the workers of one server share for rate limits and nonces (set by serve)."""
+APP_FACTORY_ENV = "ADSTREAM_API_APP_FACTORY"
+"""The ASGI app factory ("module:function") the RSGI front wraps in each worker."""
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client reads it when first imported: set it before any worker imports metrics."""
 
@@ -48,6 +50,12 @@ class ApiSettings(BaseSettings):
     retry_after_s: int = Field(default=1, ge=0)
     hot_path: bool = Field(
         default=True, description="serve the single-event routes without FastAPI's machinery"
+    )
+    interface: Literal["rsgi", "asgi"] = Field(
+        default="rsgi",
+        description="how `adstream serve` runs the app under Granian: rsgi answers the hot "
+        "routes without ASGI messages and bridges the rest to the FastAPI app "
+        "(ingest/rsgi.py); asgi serves the FastAPI app as it is",
     )
     max_event_age_s: int = Field(
         default=DEFAULT_MAX_EVENT_AGE_MS // 1000,
