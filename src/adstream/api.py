@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from adstream.aggregate.routes import install_stats
 from adstream.aggregate.store_url import open_store
+from adstream.ingest import heap
 from adstream.ingest.app import create_app, exit_worker
 from adstream.ingest.config import KAFKA_CONFIG_ENV, ApiSettings
 from adstream.kafka.load import load_settings
@@ -36,8 +37,12 @@ def create_api_from_env() -> FastAPI:
     """For server workers: Kafka settings from `$ADSTREAM_KAFKA_CONFIG` (a file) or the env.
 
     Logging is set up again here: a spawned worker does not inherit the CLI's handlers.
+    The worker's startup heap is frozen once the app is built (`heap`): only serving
+    processes get those collector settings, never a test process building apps.
     """
     configure_logging()
     path = os.environ.get(KAFKA_CONFIG_ENV)
     settings = load_settings(Path(path) if path else None)
-    return create_api(settings, ApiSettings(), on_fatal=exit_worker)
+    app = create_api(settings, ApiSettings(), on_fatal=exit_worker)
+    heap.settle_after_startup()
+    return app

@@ -1,4 +1,4 @@
-"""Garbage-collector settings for a server worker, applied once its startup is done.
+"""Garbage-collector settings for a server worker, applied once its app is built.
 
 A batch of 1000 events allocates some 5000 container objects (parsed entries, events,
 UUIDs, delivery results). With CPython's default thresholds (700, 10, 10) that starts a

@@ -29,7 +29,6 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from adstream.events import AdEvent, wire
 from adstream.events.formats import JSON_ENCODER, EventEncoder
-from adstream.ingest import heap
 from adstream.ingest.errors import (
     BrokerUnavailableError,
     DeliveryFailedError,
@@ -155,13 +154,8 @@ class AdEventPublisher:
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        """Bind to the running loop and start the poll thread.
-
-        This is the worker's last startup step (the app's lifespan), so the collector's
-        settings for a serving process are applied here (`heap.settle_after_startup`).
-        """
+        """Bind to the running loop and start the poll thread."""
         self._loop = asyncio.get_running_loop()
-        heap.settle_after_startup()
         self._thread = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
         self._thread.start()
 

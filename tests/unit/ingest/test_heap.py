@@ -1,17 +1,15 @@
-"""The collector settings a serving worker gets once the publisher starts (`ingest.heap`)."""
+"""The collector settings a serving worker gets once its app is built (`ingest.heap`)."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
+from adstream import api
 from adstream.ingest import heap
-from adstream.ingest.publisher import AdEventPublisher
-from adstream.kafka.factory import make_producer
 from adstream.kafka.settings import KafkaSettings
 
 
@@ -24,19 +22,24 @@ def restored_gc() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("restored_gc")
-def test_starting_the_publisher_freezes_the_startup_heap_and_raises_the_thresholds() -> None:
+def test_the_worker_factory_freezes_the_startup_heap_and_raises_the_thresholds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     gc.unfreeze()
     gc.set_threshold(700, 10, 10)
-    producer = make_producer(KafkaSettings(bootstrap_servers=("127.0.0.1:1",)))
-    publisher = AdEventPublisher(producer, "ad-events")
-
-    async def start_and_close() -> None:
-        publisher.start()
-        await publisher.close(0)
-
-    asyncio.run(start_and_close())
+    monkeypatch.setattr(api, "configure_logging", lambda: None)  # keep pytest's handlers
+    monkeypatch.delenv("ADSTREAM_KAFKA_CONFIG", raising=False)
+    monkeypatch.setenv("ADSTREAM_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    api.create_api_from_env()
     assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, *heap.OLDER_THRESHOLDS)
     assert gc.get_freeze_count() > 0
+
+
+def test_building_an_app_in_a_test_process_leaves_the_collector_alone() -> None:
+    thresholds = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    api.create_api(KafkaSettings(bootstrap_servers=("127.0.0.1:1",)))
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (thresholds, frozen)
 
 
 @pytest.mark.usefixtures("restored_gc")
