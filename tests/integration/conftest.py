@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -29,6 +30,21 @@ from tests.integration.aggregate_helpers import PrivateTopic, private_topic
 from tests.support.ports import free_base_port, free_port
 from tests.support.postgres import PostgresServer, running_postgres
 from tests.support.redis import RedisServer, running_redis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped with SIGTERM (`timeout`, a cancelled CI job) still stops what it started.
+
+    Brokers, PostgreSQL and Redis run as detached processes torn down by session fixtures;
+    Python's default SIGTERM ends the interpreter without running them, leaving a JVM per
+    stopped run behind. As a KeyboardInterrupt, pytest reports the interruption and runs
+    every fixture's teardown.
+    """
+    signal.signal(signal.SIGTERM, _interrupted)
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 @pytest.fixture(scope="session")
