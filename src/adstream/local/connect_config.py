@@ -28,6 +28,7 @@ from adstream.kafka.topics import (
     ICEBERG_TRANSACTIONAL_PREFIX,
 )
 from adstream.local.layout import LISTEN_HOST, BrokerLayout, Listener, Ports
+from adstream.local.log4j import rolling_file_yaml
 from adstream.warehouse.layout import CATALOG_NAME, RAW_EVENTS_TABLE, WarehouseLayout
 
 CONNECT_PRINCIPAL = "adstream-connect"
@@ -186,32 +187,15 @@ def connector_properties(
 
 
 def log4j2_yaml(layout: ConnectLayout) -> str:
-    """Worker logs to ``logs/connect.log``, rolled at 20 MB, five files kept."""
-    return f"""Configuration:
-  Appenders:
-    RollingFile:
-      name: connect
-      fileName: "{layout.worker_log}"
-      filePattern: "{layout.worker_log}.%i"
-      PatternLayout:
-        pattern: "[%d] %p %X{{connector.context}}%m (%c)%n"
-      Policies:
-        SizeBasedTriggeringPolicy:
-          size: 20MB
-      DefaultRolloverStrategy:
-        max: 5
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: connect
-    Logger:
-      - name: org.apache.kafka.clients
-        level: WARN
-      - name: org.apache.kafka.common
-        level: WARN
-      - name: org.apache.hadoop
-        level: WARN
-      - name: org.apache.parquet
-        level: WARN
-"""
+    """Worker logs to ``logs/connect.log``; the chatty client and Hadoop/Parquet logs at WARN."""
+    return rolling_file_yaml(
+        "connect",
+        layout.worker_log,
+        "[%d] %p %X{connector.context}%m (%c)%n",
+        {
+            "org.apache.kafka.clients": "WARN",
+            "org.apache.kafka.common": "WARN",
+            "org.apache.hadoop": "WARN",
+            "org.apache.parquet": "WARN",
+        },
+    )

@@ -15,6 +15,7 @@ three replicas and ``min.insync.replicas=2``.
 from __future__ import annotations
 
 from adstream.local.layout import BROKER_PRINCIPAL, LISTEN_HOST, BrokerLayout, Listener, Ports
+from adstream.local.log4j import rolling_file_yaml
 
 NODE_ID = 1
 
@@ -102,30 +103,14 @@ def render_properties(props: dict[str, str]) -> str:
 
 
 def log4j2_yaml(layout: BrokerLayout) -> str:
-    """Broker logs to ``logs/server.log``, rolled at 20 MB, five files kept."""
-    return f"""Configuration:
-  Appenders:
-    RollingFile:
-      name: server
-      fileName: "{layout.server_log}"
-      filePattern: "{layout.server_log}.%i"
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-      Policies:
-        SizeBasedTriggeringPolicy:
-          size: 20MB
-      DefaultRolloverStrategy:
-        max: 5
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: server
-    Logger:
-      - name: kafka.authorizer.logger
-        level: INFO
-      - name: org.apache.kafka.metadata.authorizer
-        level: INFO
-      - name: state.change.logger
-        level: WARN
-"""
+    """Broker logs to ``logs/server.log``; authorizer decisions stay visible at INFO."""
+    return rolling_file_yaml(
+        "server",
+        layout.server_log,
+        "[%d] %p %m (%c)%n",
+        {
+            "kafka.authorizer.logger": "INFO",
+            "org.apache.kafka.metadata.authorizer": "INFO",
+            "state.change.logger": "WARN",
+        },
+    )
