@@ -57,8 +57,11 @@ else
 fi
 
 echo "==> wheelhouse (adstream${extras:+[$extras]} and its dependencies) with $python"
+# Dependencies whose markers name a 3.11 patch release are resolved for the builder's Python
+# only, so the ones an older 3.11 needs are added by name: redis needs async-timeout below
+# 3.11.3, and Debian bookworm's python3 (the default base) is 3.11.2.
 "$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$context/wheelhouse" \
-    "$root${extras:+[$extras]}"
+    "$root${extras:+[$extras]}" "async-timeout>=4.0.3"
 
 # Every block must be a certificate openssl reads, and the bundle must hold Amazon RDS CAs.
 valid_bundle() {

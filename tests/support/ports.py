@@ -21,6 +21,16 @@ def free_port() -> int:
 LOWEST_BASE_PORT = 20000
 
 
+def port_pair(offset: int, highest: int = 65535) -> int:
+    """A free loopback port `p` with `p + offset` free too and at most `highest` (Redis
+    Cluster's bus listens on its port + 10000, and refuses a port above 55535)."""
+    for _ in range(1000):
+        port = random.randrange(LOWEST_BASE_PORT, highest + 1)
+        if port + offset <= 65535 and port_free(port) and port_free(port + offset):
+            return port
+    raise RuntimeError("no free pair of ports on the loopback interface")
+
+
 def ephemeral_port_floor() -> int:
     """The first port the kernel hands to outgoing connections (Linux default 32768)."""
     try:

@@ -21,7 +21,7 @@ import redis
 from adstream.ingest.limits_redis import ACCESS_STRING
 from adstream.local import processes
 from adstream.local.certs import CertificateAuthority
-from tests.support.ports import free_port
+from tests.support.ports import free_port, port_pair
 
 USER, PASSWORD = "adstream", "test-password-0123456789"
 ADMIN, ADMIN_PASSWORD = "admin", "admin-password-0123456789"
@@ -121,7 +121,9 @@ class RedisServer:
 @contextlib.contextmanager
 def running_redis(cluster: bool = False, tls: bool = False) -> Iterator[RedisServer]:
     root = Path(tempfile.mkdtemp(prefix="adstream-redis-"))
-    server = RedisServer(root, free_port(), cluster=cluster, tls=tls)
+    # A cluster node's bus listens on its port + 10000, so its port must be 55535 or less.
+    port = port_pair(10000, highest=55535) if cluster else free_port()
+    server = RedisServer(root, port, cluster=cluster, tls=tls)
     try:
         server.start()
         yield server
