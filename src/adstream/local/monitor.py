@@ -9,7 +9,6 @@ the local broker, until ``down``.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ import adstream
 from adstream.kafka.desired_state import shipped_deploy_path
 from adstream.local.layout import LISTEN_HOST
 from adstream.local.ports import port_free
-from adstream.local.processes import spawn_detached, stop, wait_ready
+from adstream.local.processes import PidFile, answers_http
 
 DEFAULT_PORT = 9090
 DEFAULT_API_TARGET = f"{LISTEN_HOST}:8080"
@@ -64,7 +63,7 @@ class LocalPrometheus:
         self.config_dir = root / "config"
         self.config_file = self.config_dir / "prometheus.yml"
         self.data_dir = root / "data"
-        self.pid_file = root / "prometheus.pid"
+        self.pid_file = PidFile(root / "prometheus.pid")
         self.log_file = root / "prometheus.log"
 
     @property
@@ -105,28 +104,15 @@ class LocalPrometheus:
 
     def _running(self) -> tuple[int, int] | None:
         """Pid and port from the pid file if that process is this directory's Prometheus."""
-        try:
-            pid_text, port_text = self.pid_file.read_text().split()
-            pid, port = int(pid_text), int(port_text)
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
-        ours = f"--config.file={self.config_file}".encode() in cmdline
-        return (pid, port) if ours else None
+        config = f"--config.file={self.config_file}".encode()
+        return self.pid_file.running(lambda cmdline, _port: config in cmdline)
 
     def running_pid(self) -> int | None:
         running = self._running()
         return running[0] if running else None
 
     def ready(self) -> bool:
-        connection = http.client.HTTPConnection(LISTEN_HOST, self.port, timeout=2)
-        try:
-            connection.request("GET", "/-/ready")
-            return connection.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            connection.close()
+        return answers_http(self.port, "/-/ready")
 
     def status(self) -> MonitorStatus:
         pid = self.running_pid()
@@ -157,19 +143,14 @@ class LocalPrometheus:
             f"--web.listen-address={LISTEN_HOST}:{self.port}",
             "--storage.tsdb.retention.time=7d",
         ]
-        process = spawn_detached(command, self.log_file)
-        self.pid_file.write_text(f"{process.pid} {self.port}\n")
-        failure = wait_ready(process, self.ready, START_TIMEOUT_S)
+        pid, failure = self.pid_file.start(
+            command, self.log_file, self.port, self.ready, START_TIMEOUT_S
+        )
         if failure is not None:
             self.down()
             raise MonitorError(f"prometheus {failure}; see {self.log_file}")
-        return process.pid
+        return pid
 
     def down(self) -> bool:
         """Stop it (SIGTERM, then SIGKILL); False if it was not running."""
-        pid = self.running_pid()
-        if pid is None:
-            return False
-        stop(pid, STOP_TIMEOUT_S)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return self.pid_file.stop(self.running_pid(), STOP_TIMEOUT_S)

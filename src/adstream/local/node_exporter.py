@@ -6,14 +6,13 @@ the host need; its pid file and log sit in the monitor's state directory."""
 
 from __future__ import annotations
 
-import http.client
 import shutil
 from pathlib import Path
 
 from adstream.local.layout import LISTEN_HOST
 from adstream.local.monitor import MonitorError
 from adstream.local.ports import port_free
-from adstream.local.processes import spawn_detached, stop, wait_ready
+from adstream.local.processes import PidFile, answers_http
 
 DEFAULT_NODE_PORT = 9100
 BINARY = "prometheus-node-exporter"
@@ -32,7 +31,7 @@ class LocalNodeExporter:
     def __init__(self, root: Path, port: int | None = None) -> None:
         self.root = root
         self._port = port
-        self.pid_file = root / "node-exporter.pid"
+        self.pid_file = PidFile(root / "node-exporter.pid")
         self.log_file = root / "node-exporter.log"
 
     @staticmethod
@@ -53,29 +52,19 @@ class LocalNodeExporter:
 
     def _running(self) -> tuple[int, int] | None:
         """Pid and port from the pid file if that process is a node exporter on that port."""
-        try:
-            pid_text, port_text = self.pid_file.read_text().split()
-            pid, port = int(pid_text), int(port_text)
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
+        return self.pid_file.running(self._ours)
+
+    @staticmethod
+    def _ours(cmdline: list[bytes], port: int) -> bool:
         listen = f"--web.listen-address={LISTEN_HOST}:{port}".encode()
-        ours = listen in cmdline and cmdline[0].endswith(BINARY.encode())
-        return (pid, port) if ours else None
+        return listen in cmdline and cmdline[0].endswith(BINARY.encode())
 
     def running_pid(self) -> int | None:
         running = self._running()
         return running[0] if running else None
 
     def ready(self) -> bool:
-        connection = http.client.HTTPConnection(LISTEN_HOST, self.port, timeout=2)
-        try:
-            connection.request("GET", "/metrics")
-            return connection.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            connection.close()
+        return answers_http(self.port, "/metrics")
 
     def up(self) -> int | None:
         """Start it and return its pid once ``/metrics`` answers (the running one's if it
@@ -100,19 +89,14 @@ class LocalNodeExporter:
             "--collector.disable-defaults",
             *(f"--collector.{name}" for name in COLLECTORS),
         ]
-        process = spawn_detached(command, self.log_file)
-        self.pid_file.write_text(f"{process.pid} {self.port}\n")
-        failure = wait_ready(process, self.ready, START_TIMEOUT_S)
+        pid, failure = self.pid_file.start(
+            command, self.log_file, self.port, self.ready, START_TIMEOUT_S
+        )
         if failure is not None:
             self.down()
             raise NodeExporterError(f"node exporter {failure}; see {self.log_file}")
-        return process.pid
+        return pid
 
     def down(self) -> bool:
         """Stop it (SIGTERM, then SIGKILL); False if it was not running."""
-        pid = self.running_pid()
-        if pid is None:
-            return False
-        stop(pid, STOP_TIMEOUT_S)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return self.pid_file.stop(self.running_pid(), STOP_TIMEOUT_S)

@@ -5,13 +5,17 @@ stopped, and our own exited children are reaped."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
+
+from adstream.local.layout import LISTEN_HOST
 
 
 def alive(pid: int) -> bool:
@@ -91,3 +95,58 @@ def wait_ready(
             return f"did not answer within {timeout:.0f}s"
         time.sleep(poll_s)
     return None
+
+
+def answers_http(port: int, path: str) -> bool:
+    """``GET http://127.0.0.1:<port><path>`` answers 200 (a readiness probe)."""
+    connection = http.client.HTTPConnection(LISTEN_HOST, port, timeout=2)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+@dataclass(frozen=True)
+class PidFile:
+    """A server this tool started (Prometheus, the node exporter), recorded as ``<pid> <port>``.
+
+    The record is trusted only while that pid runs a command line its owner recognises
+    (`ours`): a stale file or a reused pid reads as not running.
+    """
+
+    path: Path
+
+    def running(self, ours: Callable[[list[bytes], int], bool]) -> tuple[int, int] | None:
+        """Pid and port, if the recorded process runs and `ours(cmdline, port)` says it is."""
+        try:
+            pid_text, port_text = self.path.read_text().split()
+            pid, port = int(pid_text), int(port_text)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        return (pid, port) if ours(cmdline, port) else None
+
+    def start(
+        self,
+        command: Sequence[str],
+        log_file: Path,
+        port: int,
+        ready: Callable[[], bool],
+        timeout: float,
+    ) -> tuple[int, str | None]:
+        """Start `command` detached, record it, wait until `ready()`: its pid, and why it
+        did not become ready (None once it did; see `wait_ready`)."""
+        process = spawn_detached(command, log_file)
+        self.path.write_text(f"{process.pid} {port}\n")
+        return process.pid, wait_ready(process, ready, timeout)
+
+    def stop(self, pid: int | None, timeout: float) -> bool:
+        """Stop the recorded process (`pid`, from `running`) and forget it; False if none ran."""
+        if pid is None:
+            return False
+        stop(pid, timeout)
+        self.path.unlink(missing_ok=True)
+        return True
