@@ -3,12 +3,16 @@ the RSGI front `adstream serve` runs), and is counted in the metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from adstream.events import EventType
 from adstream.ingest.app import create_app
 from adstream.ingest.config import ApiSettings
 from adstream.ingest.rsgi import RsgiFront, front
@@ -118,3 +122,41 @@ def test_a_permanent_failure_is_500_without_retry_after(broker: LocalBroker, fro
         assert answer.status_code == 500
         assert answer.json()["error"] == "delivery_failed"
         assert "retry-after" not in answer.headers
+
+
+def test_published_events_leave_no_garbage_for_the_cyclic_collector(broker: LocalBroker) -> None:
+    """Every object a hot request or a batch creates is freed by reference counting.
+
+    A delivery ticket that referenced its own callback left seven objects per request for
+    the cyclic collector; at 10k requests/s its young collections freed ~40k objects each
+    and stopped the worker's event loop for 20-60 ms, which was the single-event p99.
+    """
+    app = create_app(plaintext_settings(broker), ApiSettings(hot_path=True))
+
+    async def run() -> list[object]:
+        async with app.router.lifespan_context(app):
+            hot = app.hot  # type: ignore[attr-defined]
+            assert hot is not None
+            service = hot.service
+            for i in range(20):  # warm: connections, caches, first-use allocations
+                assert (await hot.answer(f"AD{i}", "impression", None, None, ""))[0] == 200
+            gc.collect()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            try:
+                answers = await asyncio.gather(
+                    *(hot.answer(f"AD{i}", "click", None, None, "") for i in range(300))
+                )
+                assert {answer[0] for answer in answers if answer is not None} == {200}
+                batch = [
+                    service.new_event(f"AD{i}", EventType.IMPRESSION, None) for i in range(300)
+                ]
+                assert await service.record_batch(batch) == 300
+                gc.collect()
+                return list(gc.garbage)
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+
+    garbage = asyncio.run(run())
+    kinds = Counter(type(obj).__name__ for obj in garbage)
+    assert len(garbage) < 30, f"{len(garbage)} objects left for the collector: {kinds}"

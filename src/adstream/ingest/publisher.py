@@ -97,23 +97,21 @@ class _Ticket:
 
     A batch shares one ticket, so 1000 events cost one asyncio future and one delivery
     callback object, not 1000; `last` is the last acknowledged record, turned into the
-    `Delivery` once, when the ticket resolves.
+    `Delivery` once, when the ticket resolves. The delivery callback (a `partial` holding
+    the ticket) is made by the publish call and never stored on the ticket: a ticket that
+    referenced its own callback would be a reference cycle, and every request would leave
+    seven objects for the cyclic collector, whose pauses (tens of ms) were the single-event
+    path's p99.
     """
 
-    __slots__ = ("error", "future", "last", "on_delivery", "remaining", "started")
+    __slots__ = ("error", "future", "last", "remaining", "started")
 
-    def __init__(
-        self,
-        future: asyncio.Future[Delivery],
-        count: int,
-        on_delivery: Callable[[_Ticket, KafkaError | None, Message], None],
-    ) -> None:
+    def __init__(self, future: asyncio.Future[Delivery], count: int) -> None:
         self.future = future
         self.remaining = count
         self.started = time.perf_counter()
         self.error: PublishError | None = None
         self.last: Message | None = None
-        self.on_delivery = partial(on_delivery, self)
 
 
 _Result = tuple[_Ticket, KafkaError | None, Message]
@@ -207,9 +205,11 @@ class AdEventPublisher:
         if self.fatal_error is not None:
             self._observer.failed(ProducerFatalError.reason)
             raise ProducerFatalError(f"the producer failed fatally: {self.fatal_error}")
-        return _Ticket(self._loop.create_future(), count, self._on_delivery)
+        return _Ticket(self._loop.create_future(), count)
 
-    def _produce(self, event: AdEvent, ticket: _Ticket, caller: str | None) -> None:
+    def _produce(
+        self, event: AdEvent, on_delivery: Callable[..., None], caller: str | None
+    ) -> None:
         try:
             value = self._value(event)
         except ValueError as exc:  # a registry format's serializer refused the event
@@ -221,7 +221,7 @@ class AdEventPublisher:
                 value=value,
                 key=wire.key(event),
                 headers=self._headers(event, caller),
-                on_delivery=ticket.on_delivery,
+                on_delivery=on_delivery,
             )
             self._in_flight += 1
         except BufferError as exc:
@@ -237,7 +237,7 @@ class AdEventPublisher:
     async def publish(self, event: AdEvent, caller: str | None = None) -> Delivery:
         """Send one event (`caller`: its sender, a record header) and wait for the ack."""
         ticket = self._ticket(1)
-        self._produce(event, ticket, caller)
+        self._produce(event, partial(self._on_delivery, ticket), caller)
         return await ticket.future
 
     async def publish_many(self, events: Sequence[AdEvent], caller: str | None = None) -> int:
@@ -248,9 +248,10 @@ class AdEventPublisher:
         nothing is left in flight.
         """
         ticket = self._ticket(len(events))
+        on_delivery = partial(self._on_delivery, ticket)
         for sent, event in enumerate(events):
             try:
-                self._produce(event, ticket, caller)
+                self._produce(event, on_delivery, caller)
             except PublishError as exc:  # nothing more can be queued: settle what was
                 ticket.error = ticket.error or exc
                 ticket.remaining -= len(events) - sent
