@@ -17,7 +17,7 @@ from adstream.local.cluster import active_controller
 from adstream.local.jars import KafkaDistribution
 from adstream.local.layout import BrokerLayout, Listener, Ports
 from adstream.local.provision import local_desired_state
-from adstream.local.server_config import server_properties
+from adstream.local.server_config import request_threads, server_properties
 
 
 def test_each_node_shifts_its_ports_by_ten_and_clients_bootstrap_from_all() -> None:
@@ -109,3 +109,19 @@ def test_a_leader_that_is_not_running_is_not_the_active_controller(tmp_path: Pat
     nodes = _nodes_with_quorum_state(tmp_path, {1: (3, 4), 2: (3, 4), 3: (3, 4)})
     assert active_controller(nodes[:2]) is None  # node 3 was killed; no new election yet
     assert active_controller([]) is None
+
+
+@pytest.mark.parametrize(
+    ("cpus", "network", "io"), [(1, "1", "2"), (2, "1", "2"), (4, "2", "4"), (16, "3", "8")]
+)
+def test_request_threads_follow_the_cpus_up_to_kafkas_defaults(
+    cpus: int, network: str, io: str
+) -> None:
+    assert request_threads(cpus) == {"num.network.threads": network, "num.io.threads": io}
+
+
+def test_the_broker_starts_with_its_whole_heap(tmp_path: Path) -> None:
+    broker = LocalBroker(BrokerLayout.at(tmp_path), KafkaDistribution("4.1.1", tmp_path / "k"))
+    cmd = broker._java("kafka.Kafka", "server.properties", heap_mb=384)
+    assert "-Xmx384m" in cmd
+    assert "-Xms384m" in cmd
