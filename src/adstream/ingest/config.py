@@ -32,12 +32,13 @@ class ApiSettings(BaseSettings):
     delivery_timeout_s: float = Field(default=10.0, gt=0, le=300)
     queue_max_messages: int = Field(default=100_000, ge=1, le=10_000_000)
     linger_ms: float = Field(
-        default=1.0,
+        default=0.5,
         ge=0,
         le=1000,
         description="how long the producer waits to batch: each request waits for its ack, "
-        "so under closed-loop load every ms here costs throughput (2 ms: 14.7k req/s, 1 ms: "
-        "19.5k req/s in bench/RESULTS.md)",
+        "so every ms here is latency each request pays (one ad, bench/RESULTS.md: 1 ms "
+        "~27k req/s, 0.5 ms ~30.5k); under load batches still grow while requests are in "
+        "flight",
     )
     stats_interval_ms: int = Field(
         default=5000,
