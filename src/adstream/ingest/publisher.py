@@ -115,6 +115,7 @@ class _Ticket:
 
 
 _Result = tuple[_Ticket, KafkaError | None, Message]
+_OnDelivery = Callable[[KafkaError | None, Message], None]
 
 
 def _event_id(message: Message) -> str:
@@ -207,9 +208,7 @@ class AdEventPublisher:
             raise ProducerFatalError(f"the producer failed fatally: {self.fatal_error}")
         return _Ticket(self._loop.create_future(), count)
 
-    def _produce(
-        self, event: AdEvent, on_delivery: Callable[..., None], caller: str | None
-    ) -> None:
+    def _produce(self, event: AdEvent, on_delivery: _OnDelivery, caller: str | None) -> None:
         try:
             value = self._value(event)
         except ValueError as exc:  # a registry format's serializer refused the event

@@ -103,7 +103,7 @@ def request_threads(cpus: int) -> dict[str, str]:
     are for a server of its own, and on a 2-CPU laptop or CI runner, shared with the
     clients, the extra threads only add hand-offs between them (measured with the
     benchmarks: a produce request cost the broker ~114 µs of CPU; 1 and 2 threads cut the
-    broker's CPU per event by about a tenth and the open-loop p99 with it)."""
+    broker's CPU per event by about a fifth, and the open-loop p99 with it)."""
     return {
         "num.network.threads": str(min(3, max(1, cpus // 2))),
         "num.io.threads": str(min(8, max(2, cpus))),
