@@ -26,7 +26,6 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -34,6 +33,7 @@ from adstream.infra.api_keys import ApiKeySecrets
 from adstream.infra.checks import acknowledge
 from adstream.infra.database import LIBPQ_URL, DatabaseConnection
 from adstream.infra.limits_cache import LimitsConnection
+from adstream.infra.log_bucket import access_log_bucket
 from adstream.infra.profiles import (
     PROJECT_ROOT,
     ClientAuth,
@@ -352,7 +352,10 @@ class ClientServices(Construct):
             security_group=lb_sg,
             drop_invalid_header_fields=True,
         )
-        lb.log_access_logs(self._access_log_bucket(), prefix="ingest-alb")
+        lb.log_access_logs(
+            access_log_bucket(self, receives="the load balancer's access logs"),
+            prefix="ingest-alb",
+        )
         if clients.certificate_arn is not None:
             listener = lb.add_listener(
                 "Https",
@@ -410,22 +413,3 @@ class ClientServices(Construct):
         self.aggregator.node.add_dependency(resource)
         self._api_depends.append(resource)
         self._override_api_depends()
-
-    def _access_log_bucket(self) -> s3.Bucket:
-        bucket = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            removal_policy=RemovalPolicy.RETAIN,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
-        )
-        acknowledge(
-            bucket,
-            "AwsSolutions-S1",
-            "this bucket receives the load balancer's access logs; logging access to the log "
-            "bucket itself would need yet another bucket",
-        )
-        return bucket

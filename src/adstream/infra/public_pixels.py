@@ -21,7 +21,7 @@ side (broker security group) is untouched.
 
 from __future__ import annotations
 
-from aws_cdk import CfnElement, Duration, Environment, RemovalPolicy, Stack, Stage
+from aws_cdk import CfnElement, Duration, Environment, Stack, Stage
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -29,13 +29,13 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_wafv2 as wafv2
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from adstream.infra.checks import acknowledge
+from adstream.infra.log_bucket import access_log_bucket
 from adstream.infra.profiles import Egress, PixelMode, Profile
 
 PIXEL_PATHS = ("/pixel.gif",)
@@ -198,29 +198,6 @@ def read_edge_web_acl_arn(scope: Construct, profile: Profile) -> str:
     return lookup.get_response_field("Parameter.Value")
 
 
-def _log_bucket(scope: Construct, *, acl: bool) -> s3.Bucket:
-    """Access logs; CloudFront's standard logs are written with an ACL, so `acl` keeps
-    ACLs usable for the bucket owner (public access stays blocked)."""
-    bucket = s3.Bucket(
-        scope,
-        "AccessLogs",
-        encryption=s3.BucketEncryption.S3_MANAGED,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        enforce_ssl=True,
-        versioned=True,
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED if acl else None,
-        removal_policy=RemovalPolicy.RETAIN,
-        lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
-    )
-    acknowledge(
-        bucket,
-        "AwsSolutions-S1",
-        "this bucket receives the public pixel entry's access logs; logging access to the "
-        "log bucket itself would need yet another bucket",
-    )
-    return bucket
-
-
 class CloudFrontPixels(Construct):
     """A distribution forwarding only the pixel routes to the internal load balancer."""
 
@@ -326,7 +303,9 @@ class CloudFrontPixels(Construct):
             ),
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             enable_logging=True,
-            log_bucket=_log_bucket(self, acl=True),
+            log_bucket=access_log_bucket(
+                self, receives="the public pixel entry's access logs", acl=True
+            ),
             log_file_prefix="pixels-cloudfront/",
         )
         acknowledge(
@@ -448,7 +427,10 @@ class PublicAlbPixels(Construct):
             security_group=group,
             drop_invalid_header_fields=True,
         )
-        self.load_balancer.log_access_logs(_log_bucket(self, acl=False), prefix="pixels-alb")
+        self.load_balancer.log_access_logs(
+            access_log_bucket(self, receives="the public pixel entry's access logs"),
+            prefix="pixels-alb",
+        )
         not_found = elbv2.ListenerAction.fixed_response(
             404, content_type="text/plain", message_body="not found"
         )
