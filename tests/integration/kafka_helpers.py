@@ -110,10 +110,12 @@ def admin_consumer(broker: LocalBroker, group: str = "adstream-test-reader") -> 
 
 
 def read_all(broker: LocalBroker, topic: str, count: int, timeout: float = 20) -> list[Message]:
-    """Up to `count` records of partition 0 of `topic` from the start (fewer after `timeout`)."""
+    """Up to `count` records of every partition of `topic` from the start (fewer after
+    `timeout`)."""
     consumer = admin_consumer(broker)
     try:
-        consumer.assign([TopicPartition(topic, 0, 0)])
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         got: list[Message] = []
         deadline = time.monotonic() + timeout
         while len(got) < count and time.monotonic() < deadline:

@@ -7,11 +7,10 @@ registry: registrations of one test never make another's incompatible.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Message, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -44,7 +43,7 @@ from tests.integration.aggregate_helpers import (
     send_event,
     wait_until,
 )
-from tests.integration.kafka_helpers import admin_consumer, read_all
+from tests.integration.kafka_helpers import read_all
 from tests.support.ports import free_port
 from tests.support.postgres import PostgresServer
 
@@ -62,23 +61,6 @@ def client(schema_registry: LocalRegistry) -> SchemaRegistryClient:
 def _api(broker: LocalBroker, topic: str, encoder: RegistryEncoder) -> TestClient:
     settings = local_kafka_settings(broker.layout, broker.ports, "admin")
     return TestClient(create_app(settings, ApiSettings(topic=topic), encoder=encoder))
-
-
-def _records(broker: LocalBroker, topic: str, count: int) -> list[Message]:
-    """`count` records from every partition of `topic` (or fewer after 20 s)."""
-    consumer = admin_consumer(broker)
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        got: list[Message] = []
-        deadline = time.monotonic() + 20
-        while len(got) < count and time.monotonic() < deadline:
-            message = consumer.poll(1)
-            if message is not None and message.error() is None:
-                got.append(message)
-        return got
-    finally:
-        consumer.close()
 
 
 def _send(producer: Producer, topic: str, encoder: RegistryEncoder, *events: object) -> None:
@@ -102,7 +84,7 @@ def test_the_api_publishes_registry_framed_records_that_decode_back_to_the_event
         accepted = http.post("/events", json=batch)
     assert click.status_code == 200, click.text
     assert accepted.status_code == 200, accepted.text
-    records = sorted(_records(broker, topic.topic, 2), key=lambda m: m.key() or b"")
+    records = sorted(read_all(broker, topic.topic, 2), key=lambda m: m.key() or b"")
     for record in records:
         raw = record.value()
         assert raw[0] == schemas.CONFLUENT_MAGIC
