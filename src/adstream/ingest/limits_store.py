@@ -1,6 +1,6 @@
 """Per-key token buckets and seen URL nonces, shared by the API's worker processes.
 
-`LimitsStore` is what the `Gate` calls; `open_limits` picks the backend from
+`LimitsStore` is what the `Gate` calls; the app (`ingest.app`) picks the backend from
 ``ADSTREAM_API_LIMITS_URL``: unset, this module's `SharedLimits` (one SQLite file per
 server); ``redis://`` or ``rediss://``, `limits_redis.RedisLimits` (one budget across every
 task and server that shares the Redis/Valkey, as on AWS). Both share the lease design below.

@@ -358,24 +358,33 @@ def _wait_for_acls(
 ) -> None:
     """Block until the broker's authorizer serves the change: ``create_acls`` returns once
     the controller committed it, and a client racing in between would see the old ACLs."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def missing() -> str | None:
         live = read_acls(admin, timeout)
         if present <= live and not absent & live:
-            return
-        if time.monotonic() > deadline:
-            raise ApplyError("the broker did not apply the ACL changes in time")
-        time.sleep(0.1)
+            return None
+        return "the broker did not apply the ACL changes in time"
+
+    _wait_until(missing, timeout)
 
 
 def _wait_for_users(admin: AdminClient, wanted: dict[str, str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def missing() -> str | None:
         users = read_users(admin, timeout)
         if all(m in users.get(u, frozenset()) for u, m in wanted.items()):
-            return
+            return None
+        return f"the broker did not list the SCRAM users {sorted(wanted)} in time"
+
+    _wait_until(missing, timeout)
+
+
+def _wait_until(missing: Callable[[], str | None], timeout: float) -> None:
+    """Ask `missing` every 0.1 s until it says nothing is missing (None); once `timeout`
+    has passed, its last answer is the `ApplyError`."""
+    deadline = time.monotonic() + timeout
+    while (what := missing()) is not None:
         if time.monotonic() > deadline:
-            raise ApplyError(f"the broker did not list the SCRAM users {sorted(wanted)} in time")
+            raise ApplyError(what)
         time.sleep(0.1)
 
 
@@ -471,8 +480,8 @@ def _apply_quotas(client: QuotaClient, plan: Plan, timeout: float) -> None:
         raise ApplyError(str(exc)) from exc
     if refused:
         raise ApplyError("; ".join(f"quota {e}: {why}" for e, why in refused.items()))
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def missing() -> str | None:
         try:
             live = client.describe()
         except QuotaError as exc:
@@ -483,8 +492,6 @@ def _apply_quotas(client: QuotaClient, plan: Plan, timeout: float) -> None:
             if any(live.get(entity, {}).get(k) != v for k, v in sets.items())
             or any(k in live.get(entity, {}) for k in removes)
         ]
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            raise ApplyError(f"the broker did not show the quotas of {pending[0]} in time")
-        time.sleep(0.1)
+        return f"the broker did not show the quotas of {pending[0]} in time" if pending else None
+
+    _wait_until(missing, timeout)
