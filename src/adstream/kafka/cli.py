@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +10,6 @@ from pydantic import ValidationError
 
 from adstream.kafka.apply import (
     ApplyError,
-    Scope,
     apply_plan,
     check_with_broker,
     read_live_state,
@@ -21,7 +18,6 @@ from adstream.kafka.apply import (
 )
 from adstream.kafka.clustercheck import Operation
 from adstream.kafka.desired_state import (
-    DesiredState,
     DesiredStateError,
     default_state_file,
     load_desired_state,
@@ -32,7 +28,7 @@ from adstream.kafka.java_properties import JavaPropertiesError
 from adstream.kafka.keystores import StoreError
 from adstream.kafka.load import load_settings
 from adstream.kafka.plan import AlterQuota, Plan, compute_plan
-from adstream.kafka.quotas import QuotaClient, QuotaError
+from adstream.kafka.quotas import QuotaError, quota_client_if
 from adstream.kafka.settings import KafkaSettings
 from adstream.kafka.sizing import SizingInput, suggest_partitions
 from adstream.kafka.topics import AD_EVENTS_TOPIC
@@ -138,7 +134,9 @@ def _plan(
     admin = make_admin(settings)
     scope = scope_for(settings)
     try:
-        with _quota_client(desired, scope, settings, timeout) as quotas:
+        with quota_client_if(
+            desired.quotas is not None and scope.quotas, settings, timeout
+        ) as quotas:
             live = read_live_state(admin, desired, scope, timeout, quotas)
             found = compute_plan(desired, live, allow_delete=allow_delete)
             plan = check_with_broker(admin, found, timeout, quotas)
@@ -148,18 +146,6 @@ def _plan(
     if plan.refusals:
         raise typer.Exit(EXIT_ERROR)
     return plan, settings
-
-
-@contextmanager
-def _quota_client(
-    desired: DesiredState, scope: Scope, settings: KafkaSettings, timeout: float
-) -> Iterator[QuotaClient | None]:
-    """A quota connection only when the file manages quotas and the cluster takes them."""
-    if desired.quotas is None or not scope.quotas:
-        yield None
-        return
-    with QuotaClient(settings, timeout) as client:
-        yield client
 
 
 def plan(
@@ -189,8 +175,7 @@ def apply(
         return
     try:
         passwords = resolve_passwords(found)
-        needs_quotas = bool(found.of(AlterQuota))
-        with QuotaClient(settings, timeout) if needs_quotas else nullcontext() as quotas:
+        with quota_client_if(bool(found.of(AlterQuota)), settings, timeout) as quotas:
             apply_plan(make_admin(settings), found, passwords, timeout, quotas)
     except (DesiredStateError, ApplyError, QuotaError) as exc:
         raise _error(exc) from None

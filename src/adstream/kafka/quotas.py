@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import Any, Self
 
@@ -188,3 +189,11 @@ class QuotaClient:
             if result.error_code and entity is not None:
                 errors[entity] = _error(result.error_code, result.error_message)
         return errors
+
+
+def quota_client_if(
+    needed: bool, settings: KafkaSettings, timeout: float = 30.0
+) -> AbstractContextManager[QuotaClient | None]:
+    """A quota connection only when `needed` (the file manages quotas, or the plan changes
+    them), else None: a file without `quotas` never asks for the rights to read them."""
+    return QuotaClient(settings, timeout) if needed else nullcontext()

@@ -18,16 +18,15 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
 from adstream.kafka.apply import ApplyError
-from adstream.kafka.desired_state import DesiredState, DesiredStateError
+from adstream.kafka.desired_state import DesiredStateError
 from adstream.kafka.factory import make_admin
-from adstream.kafka.quotas import QuotaClient, QuotaError
+from adstream.kafka.quotas import QuotaError, quota_client_if
 from adstream.local.broker_state import (
     BrokerStatus,
     ListenerStatus,
@@ -275,7 +274,8 @@ class LocalBroker:
         nothing to change); wait until each new SCRAM user can log in."""
         try:
             desired = local_desired_state(self.state_file, self.ports.nodes)
-            with self._quota_client(desired) as quotas:
+            admin = local_kafka_settings(self.layout, self.ports, "admin")
+            with quota_client_if(desired.quotas is not None, admin) as quotas:
                 created = provision(self.admin(), desired, self.secrets(), quotas=quotas)
         except (DesiredStateError, ApplyError, ProvisionError, QuotaError) as exc:
             raise BrokerError(f"provisioning the broker failed: {exc}") from exc
@@ -285,12 +285,6 @@ class LocalBroker:
                 if time.monotonic() > deadline:
                     raise BrokerError(f"the SCRAM user {user} cannot log in on SASL_SSL")
                 time.sleep(0.1)
-
-    def _quota_client(self, desired: DesiredState) -> AbstractContextManager[QuotaClient | None]:
-        """The admin's quota connection, opened only when the file manages quotas."""
-        if desired.quotas is None:
-            return contextlib.nullcontext()
-        return QuotaClient(local_kafka_settings(self.layout, self.ports, "admin"))
 
     def _scram_login_works(self, user: str) -> bool:
         settings = local_kafka_settings(
