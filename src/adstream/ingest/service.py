@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +114,11 @@ class IngestService:
         events: list[AdEvent] = []
         errors: list[dict[str, Any]] = []
         seen: Counter[bytes] = Counter()
+        fresh: Iterator[uuid.UUID] = iter(())
+        if idempotency_key is None:  # new ids for the entries without one, made at once
+            fresh = iter(
+                uuid7.many(sum(isinstance(e, dict) and "eventId" not in e for e in entries))
+            )
         for index, entry in enumerate(entries):
             try:
                 if not isinstance(entry, dict):
@@ -123,7 +128,7 @@ class IngestService:
                 if "eventId" not in entry and idempotency_key is not None:
                     new_id = self._event_id(idempotency_key, _entry_scope(entry, seen))
                 elif "eventId" not in entry:
-                    new_id = uuid7()
+                    new_id = next(fresh)
                 event = AdEvent.from_dict(filled, event_id=new_id)
                 late_or_early = self._window.violation(event.timestamp, now)
                 if late_or_early is not None:

@@ -61,6 +61,35 @@ def test_uuid7_stays_ordered_when_the_clock_steps_back() -> None:
     assert [i.int >> 80 for i in ids] == [2_000, 2_000, 2_000, 2_001]
 
 
+def test_uuid7_many_continues_the_same_sequence_as_single_ids() -> None:
+    """A batch's ids come from the same counter: strictly increasing with the single ids
+    before and after them, and a full counter carries into the next millisecond."""
+    generate = Uuid7Generator(clock_ms=lambda: 1_700_000_000_000)
+    ids = [generate(), *generate.many(5000), generate(), *generate.many(3), generate()]
+    assert len(ids) == 5006
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert [i.int >> 80 for i in (ids[0], ids[4095], ids[4096], ids[-1])] == [
+        1_700_000_000_000,
+        1_700_000_000_000,
+        1_700_000_000_001,
+        1_700_000_000_001,
+    ]
+    assert (ids[4096].int >> 64) & 0xFFF == 0  # the counter starts again in the next ms
+    assert generate.many(0) == []
+    assert generate() > ids[-1]
+
+
+def test_uuid7_many_follows_the_clock_and_survives_a_step_back() -> None:
+    times = iter([5_000, 4_000, 6_000])
+    generate = Uuid7Generator(clock_ms=lambda: next(times))
+    first, back, later = generate.many(2), generate.many(2), generate.many(2)
+    assert first + back + later == sorted(first + back + later)
+    assert [i.int >> 80 for i in first + back + later] == [5_000] * 4 + [6_000] * 2
+    assert all(type(i) is uuid.UUID and uuid.UUID(str(i)) == i for i in first)
+
+
 def test_idempotency_key_id_is_stable_and_scoped() -> None:
     assert id_for_key("k1", "click/AD1") == id_for_key("k1", "click/AD1")
     assert id_for_key("k1", "click/AD1") != id_for_key("k1", "impression/AD1")

@@ -73,6 +73,22 @@ def test_batch_defaults_and_idempotent_ids(service: IngestService) -> None:
     assert str(service.parse_batch([{"adId": "a", "eventId": explicit}])[0].event_id) == explicit
 
 
+def test_a_batch_without_key_gets_new_increasing_ids_and_keeps_given_ones(
+    service: IngestService,
+) -> None:
+    given = str(uuid.uuid4())
+    entries: list[object] = [{"adId": "a"}, {"adId": "b", "eventId": given}, {"adId": "a"}]
+    first, second = service.parse_batch(entries), service.parse_batch(entries)
+    new_ids = [first[0].event_id, first[2].event_id, second[0].event_id, second[2].event_id]
+    assert str(first[1].event_id) == str(second[1].event_id) == given
+    assert all(i.version == 7 for i in new_ids)
+    assert new_ids == sorted(new_ids)
+    assert len(set(new_ids)) == 4
+    with pytest.raises(InvalidBatchError) as raised:  # a bad entry takes no id, the rest do
+        service.parse_batch([{"adId": "a"}, "not an object", {"adId": "b"}])
+    assert [e["index"] for e in raised.value.errors] == [1]
+
+
 def _ids(service: IngestService, entries: list[object], key: str) -> list[uuid.UUID]:
     return [e.event_id for e in service.parse_batch(entries, key)]
 
