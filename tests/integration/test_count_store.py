@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -129,7 +128,7 @@ def test_stats_and_top(store: SqlCountStore) -> None:
 
 
 def _received(ms: int, *tallies: Tally) -> list[Tally]:
-    return [replace(t, received_ms=ms) for t in tallies]
+    return [t._replace(received_ms=ms) for t in tallies]
 
 
 def test_dedupe_window_is_measured_in_receive_time(store: SqlCountStore) -> None:
