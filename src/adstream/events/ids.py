@@ -48,7 +48,7 @@ class Uuid7Generator:
 
     def many(self, count: int) -> list[uuid.UUID]:
         """`count` ids in increasing order, for a batch: one lock and one clock read for
-        all of them (0.5 µs per id instead of 1.2 µs)."""
+        all of them (~0.6 µs per id instead of ~1.2 µs)."""
         if count <= 0:
             return []
         first = self._reserve(count)
