@@ -84,7 +84,7 @@ def test_a_batch_without_key_gets_new_increasing_ids_and_keeps_given_ones(
     assert all(i.version == 7 for i in new_ids)
     assert new_ids == sorted(new_ids)
     assert len(set(new_ids)) == 4
-    with pytest.raises(InvalidBatchError) as raised:  # a bad entry takes no id, the rest do
+    with pytest.raises(InvalidBatchError) as raised:  # a non-object entry is refused by index
         service.parse_batch([{"adId": "a"}, "not an object", {"adId": "b"}])
     assert [e["index"] for e in raised.value.errors] == [1]
 
